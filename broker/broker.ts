@@ -1,0 +1,149 @@
+// The embedded Aedes broker: construction, the TCP listener, subscription
+// tracking, and the one place where Aedes's callback hooks are adapted to ours.
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net'
+import { Aedes, type Client, type PublishPacket, type Subscription } from 'aedes'
+import { SubscriptionIndex } from '../gateway/core/subscriptions.js'
+import { RES_PREFIX, INBOX_PREFIX } from '../gateway/core/topics.js'
+
+export type { Client, PublishPacket }
+
+export interface BrokerHooks {
+  /**
+   * Sees every client PUBLISH after it was authorized and acknowledged, before
+   * it is routed. It may rewrite `packet.payload`. Returning true swallows the
+   * packet: it is not routed to any subscriber [P-3.6].
+   */
+  intercept?: (client: Client, packet: PublishPacket) => boolean
+  /** A client publish or subscribe that was refused; for counters and rate-limited logs. */
+  refused?: (client: Client | null, what: string) => void
+}
+
+export interface BrokerOptions {
+  /** Disconnect a subscriber whose socket has not drained for this long (Aedes drainTimeout). */
+  drainTimeoutMs?: number
+  /** Messages Aedes routes at once; see PERF-NOTES pitfall 5. */
+  concurrency?: number
+}
+
+export interface Broker {
+  readonly aedes: Aedes
+  /** Filters held by connected clients, for "is anyone listening" answers. */
+  readonly subscriptions: SubscriptionIndex<Client>
+  hooks: BrokerHooks
+  listenTcp: (port: number, host: string) => Promise<AddressInfo>
+  /** Publishes on behalf of the gateway, bypassing authorizePublish. */
+  publish: (topic: string, payload: Buffer, qos: 0 | 1, retain: boolean, cb: (err?: Error | null) => void) => void
+  /** The retained message on exactly this topic, if any. */
+  readRetained: (topic: string) => Promise<{ payload: Buffer, qos: number } | null>
+  close: () => Promise<void>
+}
+
+export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
+  const subscriptions = new SubscriptionIndex<Client>()
+  const state: { hooks: BrokerHooks } = { hooks: {} }
+
+  const aedes = await Aedes.createBroker({
+    concurrency: opts.concurrency ?? 1000,
+    drainTimeout: opts.drainTimeoutMs ?? 10_000,
+    heartbeatInterval: 60_000,
+    authorizePublish (client, packet, callback) {
+      // [MQTT-3.3.2-2] wildcards are already refused by Aedes; $SYS is the broker's own.
+      if (packet.topic.startsWith('$SYS/')) {
+        state.hooks.refused?.(client, 'publish to $SYS')
+        callback(new Error('$SYS/ topic is reserved'))
+        return
+      }
+      callback(null)
+    },
+    authorizeSubscribe (client, sub, callback) {
+      const allowed = subscriptionAllowed(client, sub)
+      if (!allowed) state.hooks.refused?.(client, `subscribe to ${sub.topic}`)
+      // null negates just this subscription: SUBACK 0x80 [MQTT-3.9.3], the connection stays.
+      callback(null, allowed ? sub : null)
+    }
+  })
+
+  // Intercepting at publish time rather than in authorizePublish lets the client
+  // keep its PUBACK while the packet itself is consumed by the gateway.
+  const routePublish = aedes.publish.bind(aedes) as unknown as (packet: PublishPacket, client: Client | null, done: (err?: Error | null) => void) => void
+  ;(aedes as unknown as { publish: typeof routePublish }).publish = function (packet, client, done) {
+    if (typeof client === 'function') return routePublish(packet, null, client)
+    if (client !== null && client !== undefined && state.hooks.intercept?.(client, packet) === true) {
+      done?.(null)
+      return
+    }
+    routePublish(packet, client, done)
+  }
+
+  aedes.on('subscribe', (subs: Subscription[], client: Client) => {
+    for (const s of subs) if ((s.qos as number) !== 128) subscriptions.add(client, s.topic)
+  })
+  aedes.on('unsubscribe', (topics: string[], client: Client) => {
+    for (const t of topics) subscriptions.remove(client, t)
+  })
+  // Sessions restored with clean=false get their subscriptions without a 'subscribe' event.
+  aedes.on('clientReady', (client: Client) => {
+    const held = (client as unknown as { subscriptions?: Record<string, unknown> }).subscriptions
+    if (held !== undefined) for (const topic of Object.keys(held)) subscriptions.add(client, topic)
+  })
+  aedes.on('clientDisconnect', (client: Client) => subscriptions.removeOwner(client))
+
+  let tcp: Server | undefined
+  const sockets = new Set<Socket>()
+
+  return {
+    aedes,
+    subscriptions,
+    get hooks () { return state.hooks },
+    set hooks (h: BrokerHooks) { state.hooks = h },
+    listenTcp (port, host) {
+      // noDelay: PUBACK and reply are back-to-back small writes; Nagle + delayed ACK stalls them (PERF-NOTES 2).
+      const server = createServer({ noDelay: true }, socket => {
+        sockets.add(socket)
+        socket.on('close', () => sockets.delete(socket))
+        aedes.handle(socket)
+      })
+      tcp = server
+      return new Promise((resolve, reject) => {
+        server.once('error', reject)
+        server.listen(port, host, () => {
+          server.off('error', reject)
+          resolve(server.address() as AddressInfo)
+        })
+      })
+    },
+    publish (topic, payload, qos, retain, cb) {
+      aedes.publish({ cmd: 'publish', topic, payload, qos, retain, dup: false }, cb)
+    },
+    async readRetained (topic) {
+      const persistence = (aedes as unknown as { persistence: { createRetainedStream: (p: string) => AsyncIterable<PublishPacket> } }).persistence
+      for await (const packet of persistence.createRetainedStream(topic)) {
+        if (packet.topic === topic) return { payload: Buffer.from(packet.payload), qos: packet.qos }
+      }
+      return null
+    },
+    async close () {
+      if (tcp !== undefined) {
+        const server = tcp
+        await new Promise<void>(resolve => server.close(() => resolve()))
+      }
+      await new Promise<void>(resolve => aedes.close(() => resolve()))
+      for (const s of sockets) s.destroy()
+    }
+  }
+}
+
+/**
+ * [P-1.6] `$res/…` is read only by the gateway, and `$inbox/<id>/…` only by the
+ * client whose id it names, so nobody can subscribe to someone else's replies.
+ */
+function subscriptionAllowed (client: Client, sub: Subscription): boolean {
+  const topic = sub.topic
+  if (topic.charCodeAt(0) !== 36) return true
+  if (topic === '$res' || topic.startsWith(RES_PREFIX)) return false
+  if (topic === '$inbox' || topic.startsWith(INBOX_PREFIX)) {
+    // A client id with a wildcard or "/" in it could otherwise match other inboxes.
+    return /^[^+#/]+$/.test(client.id) && topic.startsWith(INBOX_PREFIX + client.id + '/')
+  }
+  return true
+}

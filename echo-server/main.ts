@@ -1,0 +1,36 @@
+// The echo server: an ordinary MQTT client that answers $req/echo/# and the
+// original project's $req/realtimeweb/#. It reconnects when the broker restarts.
+import mqtt from 'mqtt'
+import { echo } from './echo.js'
+
+const host = process.env.RTW_HOST === undefined || process.env.RTW_HOST === '0.0.0.0' ? '127.0.0.1' : process.env.RTW_HOST
+const url = process.env.ECHO_MQTT_URL ?? `mqtt://${host}:${process.env.RTW_MQTT_PORT ?? '1883'}`
+const replyQos = process.env.ECHO_REPLY_QOS === '1' ? 1 : 0
+const topics = (process.env.ECHO_TOPICS ?? '$req/echo/#,$req/realtimeweb/#').split(',')
+
+const client = mqtt.connect(url, {
+  clientId: `echo-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
+  clean: true,
+  reconnectPeriod: 500,
+  connectTimeout: 5_000,
+  ...(process.env.ECHO_TOKEN === undefined ? {} : { username: 'echo', password: process.env.ECHO_TOKEN })
+})
+
+client.on('connect', () => {
+  client.subscribe(topics, { qos: 1 }, err => {
+    if (err) console.error(`echo-server: subscribe failed: ${err.message}`)
+    else console.log(`echo-server: connected to ${url}, answering ${topics.join(' ')}`)
+  })
+})
+client.on('reconnect', () => console.log('echo-server: reconnecting'))
+client.on('error', err => console.error(`echo-server: ${err.message}`))
+client.on('message', (topic, payload) => {
+  const out = echo(topic, payload)
+  if (out !== null) client.publish(out.topic, out.payload, { qos: replyQos })
+})
+
+const stop = (): void => {
+  client.end(false, {}, () => process.exit(0))
+}
+process.on('SIGTERM', stop)
+process.on('SIGINT', stop)

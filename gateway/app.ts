@@ -1,0 +1,67 @@
+// buildApp(config) assembles the gateway and never listens; main.ts does that.
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import { METHODS } from 'node:http'
+import type { Config } from './config.js'
+import { ERRORS, GatewayError, errorBody, type ErrorCode } from './errors.js'
+import brokerPlugin from './plugins/broker.js'
+import websocketPlugin from './plugins/websocket.js'
+import apiRoutes from './routes/api.js'
+import publishRoutes from './routes/publish.js'
+import healthRoutes from './routes/health.js'
+import { LogLimiter } from './log-limit.js'
+
+export interface BuildOptions {
+  logger?: FastifyServerOptions['logger']
+}
+
+/** Fastify's own errors, as the codes of our table. */
+function codeFor (err: FastifyError): ErrorCode {
+  if (err instanceof GatewayError) return err.code
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE': return 'RTW_PAYLOAD_TOO_LARGE'
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE': return 'RTW_UNSUPPORTED_MEDIA_TYPE'
+  }
+  const status = err.statusCode ?? 500
+  return status >= 400 && status < 500 ? 'RTW_BAD_REQUEST' : 'RTW_INTERNAL'
+}
+
+export async function buildApp (config: Config, opts: BuildOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: opts.logger ?? (config.logLevel === 'silent' ? false : { level: config.logLevel }),
+    bodyLimit: config.bodyLimit,
+    // One line per request would dominate the hot path; failures are logged below instead.
+    disableRequestLogging: true,
+    return503OnClosing: true
+  })
+  app.decorate('config', config)
+
+  // The bridge takes any method a client can send [P-2.1]; CONNECT is a proxy verb, not a request.
+  for (const m of METHODS) {
+    if (m !== 'CONNECT' && !app.supportedMethods.includes(m)) app.addHttpMethod(m, { hasBody: true })
+  }
+
+  // Bodies stay raw bytes: the bridge forwards them untouched, and a JSON parse
+  // would turn them into objects (PERF-NOTES pitfall 4).
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body))
+
+  const limited = new LogLimiter(app.log)
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    const code = codeFor(err)
+    const status = ERRORS[code].status
+    if (status >= 500) req.log.error({ err }, 'request failed')
+    else limited.warn(code, `${req.method} ${req.url.slice(0, 200)} -> ${status} ${code}: ${err.message}`)
+    const message = err instanceof GatewayError || code === 'RTW_BAD_REQUEST' ? err.message : undefined
+    reply.code(status).send(errorBody(code, message))
+  })
+  app.setNotFoundHandler((req, reply) => {
+    reply.code(404).send(errorBody('RTW_ROUTE_NOT_FOUND', `No route for ${req.method} ${req.url.split('?')[0]}`))
+  })
+
+  await app.register(brokerPlugin)
+  await app.register(websocketPlugin)
+  await app.register(apiRoutes)
+  await app.register(publishRoutes)
+  await app.register(healthRoutes)
+  return app
+}

@@ -1,0 +1,145 @@
+// The one configuration object: defaults, then a JSON file, then environment,
+// then command-line flags, each later source overriding the earlier. Validated
+// once and frozen; a bad value stops start-up with a message naming its source.
+import { readFileSync } from 'node:fs'
+
+type Kind = 'string' | 'port' | 'int' | 'qos' | 'level' | 'bool'
+
+interface Field {
+  kind: Kind
+  env: string
+  flag: string
+  default: string | number | boolean
+  doc: string
+  min?: number
+}
+
+export const CONFIG_FIELDS = {
+  host: { kind: 'string', env: 'RTW_HOST', flag: '--host', default: '127.0.0.1', doc: 'Address the HTTP and MQTT listeners bind to' },
+  httpPort: { kind: 'port', env: 'RTW_HTTP_PORT', flag: '--http-port', default: 8080, doc: 'HTTP port: REST API, demo page and MQTT over WebSocket' },
+  mqttPort: { kind: 'port', env: 'RTW_MQTT_PORT', flag: '--mqtt-port', default: 1883, doc: 'MQTT over TCP port' },
+  wsPath: { kind: 'string', env: 'RTW_WS_PATH', flag: '--ws-path', default: '/mqtt', doc: 'Path of the MQTT-over-WebSocket endpoint on the HTTP port' },
+  requestTimeoutMs: { kind: 'int', env: 'RTW_REQUEST_TIMEOUT_MS', flag: '--request-timeout-ms', default: 10_000, min: 1, doc: 'Reply timeout when the caller names none' },
+  maxTimeoutMs: { kind: 'int', env: 'RTW_MAX_TIMEOUT_MS', flag: '--max-timeout-ms', default: 60_000, min: 1, doc: 'Largest timeout a caller may ask for' },
+  bodyLimit: { kind: 'int', env: 'RTW_BODY_LIMIT', flag: '--body-limit', default: 1_048_576, min: 1, doc: 'Largest REST request body in bytes (413 above it)' },
+  maxInFlight: { kind: 'int', env: 'RTW_MAX_IN_FLIGHT', flag: '--max-in-flight', default: 10_000, min: 1, doc: 'Requests awaiting a reply at once, REST and MQTT together (429 above it)' },
+  requestQos: { kind: 'qos', env: 'RTW_REQUEST_QOS', flag: '--request-qos', default: 1, doc: 'QoS the gateway publishes requests with (0 or 1)' },
+  shutdownGraceMs: { kind: 'int', env: 'RTW_SHUTDOWN_GRACE_MS', flag: '--shutdown-grace-ms', default: 10_000, min: 0, doc: 'How long a draining gateway lets in-flight requests finish before answering 503' },
+  logLevel: { kind: 'level', env: 'RTW_LOG_LEVEL', flag: '--log-level', default: 'info', doc: 'fatal, error, warn, info, debug, trace or silent' }
+} as const satisfies Record<string, Field>
+
+type Fields = typeof CONFIG_FIELDS
+type ValueOf<K extends Kind> = K extends 'string' | 'level' ? string : K extends 'bool' ? boolean : number
+export type Config = Readonly<{ -readonly [K in keyof Fields]: ValueOf<Fields[K]['kind']> }>
+export type ConfigKey = keyof Fields
+
+const LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+
+export class ConfigError extends Error {
+  readonly code = 'RTW_CONFIG_INVALID'
+}
+
+function coerce (key: ConfigKey, raw: unknown, source: string): string | number | boolean {
+  const field: Field = CONFIG_FIELDS[key]
+  const fail = (why: string): never => { throw new ConfigError(`${source}: ${key} ${why} (got ${JSON.stringify(raw)})`) }
+  switch (field.kind) {
+    case 'string':
+      if (typeof raw !== 'string' || raw.length === 0) fail('must be a non-empty string')
+      return raw as string
+    case 'level':
+      if (typeof raw !== 'string' || !LEVELS.has(raw)) fail('must be one of ' + [...LEVELS].join(', '))
+      return raw as string
+    case 'bool':
+      if (typeof raw === 'boolean') return raw
+      if (raw === '1' || raw === 'true') return true
+      if (raw === '0' || raw === 'false') return false
+      return fail('must be true or false')
+    default: {
+      const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^-?\d+$/.test(raw) ? Number(raw) : NaN
+      if (!Number.isSafeInteger(n)) fail('must be a whole number')
+      if (field.kind === 'port' && (n < 0 || n > 65535)) fail('must be a port from 0 to 65535')
+      if (field.kind === 'qos' && n !== 0 && n !== 1) fail('must be 0 or 1')
+      if (field.min !== undefined && n < field.min) fail(`must be at least ${field.min}`)
+      return n
+    }
+  }
+}
+
+export interface ConfigSources {
+  file?: string
+  env?: NodeJS.ProcessEnv
+  argv?: string[]
+  overrides?: Partial<Config>
+}
+
+const KEYS = Object.keys(CONFIG_FIELDS) as ConfigKey[]
+
+/** Splits argv into known flags; `--config FILE` names the file source. Unknown flags are errors. */
+function parseArgv (argv: string[]): { file?: string, values: Map<ConfigKey, string>, flags: Set<string> } {
+  const values = new Map<ConfigKey, string>()
+  const flags = new Set<string>()
+  let file: string | undefined
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string
+    const eq = arg.indexOf('=')
+    const name = eq === -1 ? arg : arg.slice(0, eq)
+    const take = (): string => {
+      if (eq !== -1) return arg.slice(eq + 1)
+      const next = argv[++i]
+      if (next === undefined) throw new ConfigError(`command line: ${name} needs a value`)
+      return next
+    }
+    if (name === '--config') { file = take(); continue }
+    const key = KEYS.find(k => CONFIG_FIELDS[k].flag === name)
+    if (key !== undefined) { values.set(key, take()); continue }
+    if (name.startsWith('--') && eq === -1) { flags.add(name); continue }
+    throw new ConfigError(`command line: unknown argument ${arg}`)
+  }
+  return { file, values, flags }
+}
+
+export interface LoadedConfig { config: Config, flags: Set<string> }
+
+export function loadConfig (sources: ConfigSources = {}): LoadedConfig {
+  const env = sources.env ?? {}
+  const cli = parseArgv(sources.argv ?? [])
+  const out: Record<string, unknown> = {}
+  for (const key of KEYS) out[key] = CONFIG_FIELDS[key].default
+
+  const file = cli.file ?? sources.file ?? env.RTW_CONFIG
+  if (file !== undefined && file !== '') {
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(readFileSync(file, 'utf8'))
+    } catch (err) {
+      throw new ConfigError(`config file ${file}: ${(err as Error).message}`)
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new ConfigError(`config file ${file}: must hold a JSON object`)
+    for (const [k, v] of Object.entries(parsed)) {
+      if (!(k in CONFIG_FIELDS)) throw new ConfigError(`config file ${file}: unknown key ${k}`)
+      out[k] = coerce(k as ConfigKey, v, `config file ${file}`)
+    }
+  }
+  for (const key of KEYS) {
+    const v = env[CONFIG_FIELDS[key].env]
+    if (v !== undefined && v !== '') out[key] = coerce(key, v, `environment ${CONFIG_FIELDS[key].env}`)
+  }
+  for (const [key, v] of cli.values) out[key] = coerce(key, v, `command line ${CONFIG_FIELDS[key].flag}`)
+  for (const [k, v] of Object.entries(sources.overrides ?? {})) out[k] = coerce(k as ConfigKey, v, 'overrides')
+
+  const config = out as Config
+  if (config.requestTimeoutMs > config.maxTimeoutMs) {
+    throw new ConfigError(`requestTimeoutMs (${config.requestTimeoutMs}) is above maxTimeoutMs (${config.maxTimeoutMs})`)
+  }
+  if (!config.wsPath.startsWith('/')) throw new ConfigError(`wsPath must start with "/" (got ${config.wsPath})`)
+  return { config: Object.freeze(config), flags: cli.flags }
+}
+
+/** The documentation table, for `--help` and for the README. */
+export function configTable (): string {
+  const rows = KEYS.map(k => {
+    const f: Field = CONFIG_FIELDS[k]
+    return `| \`${k}\` | \`${f.env}\` | \`${f.flag}\` | \`${String(f.default)}\` | ${f.doc} |`
+  })
+  return ['| key | env | flag | default | meaning |', '|---|---|---|---|---|', ...rows].join('\n')
+}

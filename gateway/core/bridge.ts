@@ -1,0 +1,188 @@
+// The request/reply exchange (PROTOCOL.md §2-§5). It decides, correlates and
+// encodes; it never touches a socket. Publishing goes through the BrokerPort
+// the caller hands in, and "who is subscribed" through a SubscriptionIndex.
+import { randomBytes } from 'node:crypto'
+import { Correlator, type DropReason, type Outcome } from './correlator.js'
+import {
+  decodeCallerRequest, decodeReply, encodeBody, encodeCallerReply, encodeRequest,
+  type Headers, type Reply, type RequestEnvelope
+} from './envelope.js'
+import { isOwnInbox, parseReplyTopic, parseRequestTopic, replyTopic, requestTopic } from './topics.js'
+import { ERRORS, errorBody, type ErrorCode } from '../errors.js'
+import type { SubscriptionIndex } from './subscriptions.js'
+
+export interface BrokerPort {
+  publish: (topic: string, payload: Buffer, qos: 0 | 1, retain: boolean, cb: (err?: Error | null) => void) => void
+}
+
+export interface BridgeOptions {
+  requestQos: 0 | 1
+  maxInFlight: number
+  defaultTimeoutMs: number
+  maxTimeoutMs: number
+}
+
+/** A REST call already split into its parts by the HTTP transport. */
+export interface Call {
+  service: string
+  path: string
+  method: string
+  query: string
+  headers: Headers
+  body: Buffer | undefined
+  timeoutMs: number
+  /** Fire-and-forget: publish and do not wait [P-2.5]. */
+  noReply: boolean
+}
+
+export type CallStart = { ok: true, id: string } | { ok: false, code: ErrorCode }
+
+export type DropListener = (reason: DropReason | 'bad-request', detail: string) => void
+
+export class Bridge {
+  readonly correlator: Correlator
+  draining = false
+  onDrop: DropListener = () => {}
+  private readonly prefix = randomBytes(6).toString('base64url')
+  private seq = 0
+
+  constructor (
+    private readonly opts: BridgeOptions,
+    private readonly port: BrokerPort,
+    private readonly subscriptions: SubscriptionIndex<unknown>
+  ) {
+    this.correlator = new Correlator({ maxInFlight: opts.maxInFlight })
+  }
+
+  /** [P-5.1] Ids are unique per gateway process and unguessable across restarts. */
+  nextId (): string {
+    return this.prefix + (this.seq++).toString(36)
+  }
+
+  /** Checks shared by both kinds of caller, in the order PROTOCOL.md §6 lists them. */
+  private admit (topic: string): ErrorCode | null {
+    if (this.draining) return 'RTW_SHUTTING_DOWN'
+    if (!this.subscriptions.hasMatch(topic)) return 'RTW_NO_RESPONDER'
+    if (this.correlator.full) return 'RTW_TOO_MANY_REQUESTS'
+    return null
+  }
+
+  /** Starts a REST-originated request; onSettle gets exactly one outcome unless noReply. */
+  call (c: Call, onSettle: (outcome: Outcome, id: string) => void): CallStart {
+    const topic = requestTopic(c.service, c.path)
+    const refused = this.admit(topic)
+    if (refused !== null) return { ok: false, code: refused }
+    const id = this.nextId()
+    const env: RequestEnvelope = {
+      id,
+      method: c.method,
+      path: c.path,
+      query: c.query,
+      headers: c.headers,
+      ...(c.body === undefined ? {} : encodeBody(c.body)),
+      replyTo: c.noReply ? '' : replyTopic(c.service, id),
+      deadline: c.noReply ? 0 : Date.now() + c.timeoutMs
+    }
+    if (c.noReply) {
+      // [P-2.5] an empty replyTo tells the responder that nobody waits.
+      this.port.publish(topic, encodeRequest(env), this.opts.requestQos, false, () => {})
+      return { ok: true, id }
+    }
+    this.correlator.register(id, c.service, c.timeoutMs, onSettle)
+    this.port.publish(topic, encodeRequest(env), this.opts.requestQos, false, err => {
+      if (err) this.correlator.settle(id, { kind: 'error', code: 'RTW_PUBLISH_FAILED', message: err.message })
+    })
+    return { ok: true, id }
+  }
+
+  /**
+   * A client PUBLISH on `$res/…` [P-3]. Always consumed: a reply either reaches
+   * the caller that waits for it or is dropped and counted [P-5.3].
+   */
+  handleReply (topic: string, payload: Buffer, retain: boolean): void {
+    const rt = parseReplyTopic(topic)
+    if (rt === null) return
+    if (retain) {
+      // [P-3.6] a retained message is never a reply: it would answer a request that was not yet made.
+      this.correlator.drop('retained')
+      this.onDrop('retained', topic)
+      return
+    }
+    const decoded = decodeReply(payload)
+    const id = rt.kind === 'rid' ? rt.id : decoded.ok ? decoded.reply.id : decoded.id
+    if (id === undefined) {
+      this.correlator.drop('undecodable')
+      this.onDrop('undecodable', `${topic}: ${decoded.ok ? 'reply has no id' : decoded.reason}`)
+      return
+    }
+    const outcome: Outcome = decoded.ok
+      ? { kind: 'reply', reply: decoded.reply }
+      : { kind: 'error', code: 'RTW_BAD_REPLY', message: `${ERRORS.RTW_BAD_REPLY.message}: ${decoded.reason}` }
+    const dropped = this.correlator.settle(id, outcome, rt.service)
+    if (dropped !== null) this.onDrop(dropped, `${topic} id=${id}`)
+  }
+
+  /**
+   * A client PUBLISH on `$req/…` [P-4]. Returns the envelope to route in its
+   * place, or null when the request was answered or dropped here instead.
+   */
+  handleCallerRequest (clientId: string, topic: string, payload: Buffer): Buffer | null {
+    const target = parseRequestTopic(topic)
+    const decoded = decodeCallerRequest(payload)
+    if (!decoded.ok) {
+      this.onDrop('bad-request', `${clientId} ${topic}: ${decoded.reason}`)
+      if (decoded.id !== undefined && decoded.replyTo !== undefined && isOwnInbox(decoded.replyTo, clientId)) {
+        this.answerCaller(decoded.replyTo, decoded.id, 'RTW_BAD_REQUEST', decoded.reason)
+      }
+      return null
+    }
+    const req = decoded.request
+    // [P-4.3] replies go only to the caller's own inbox.
+    if (!isOwnInbox(req.replyTo, clientId)) {
+      this.onDrop('bad-request', `${clientId} ${topic}: replyTo ${req.replyTo} is not $inbox/${clientId}/…`)
+      return null
+    }
+    if (target === null) {
+      this.answerCaller(req.replyTo, req.id, 'RTW_BAD_TARGET')
+      return null
+    }
+    const timeoutMs = req.timeout ?? this.opts.defaultTimeoutMs
+    if (timeoutMs === 0 || timeoutMs > this.opts.maxTimeoutMs) {
+      this.answerCaller(req.replyTo, req.id, 'RTW_BAD_TIMEOUT')
+      return null
+    }
+    const refused = this.admit(topic)
+    if (refused !== null) {
+      this.answerCaller(req.replyTo, req.id, refused)
+      return null
+    }
+    const id = this.nextId()
+    this.correlator.register(id, target.service, timeoutMs, outcome => {
+      if (outcome.kind === 'reply') this.port.publish(req.replyTo, encodeCallerReply(req.id, outcome.reply), 1, false, () => {})
+      else this.answerCaller(req.replyTo, req.id, outcome.code, outcome.message)
+    })
+    const env: RequestEnvelope = {
+      id,
+      method: req.method,
+      path: target.path,
+      query: req.query,
+      headers: req.headers,
+      ...(req.body === undefined ? {} : { body: req.body }),
+      ...(req.enc === undefined ? {} : { enc: req.enc }),
+      replyTo: replyTopic(target.service, id),
+      deadline: Date.now() + timeoutMs
+    }
+    return encodeRequest(env)
+  }
+
+  /** [P-6.2] A gateway-made error reply to an MQTT-native caller: the same status and body REST would get. */
+  private answerCaller (replyTo: string, callerId: string, code: ErrorCode, message?: string): void {
+    const reply: Reply = {
+      id: callerId,
+      status: ERRORS[code].status,
+      headers: { 'content-type': 'application/json; charset=utf-8' },
+      body: JSON.stringify(errorBody(code, message))
+    }
+    this.port.publish(replyTo, encodeCallerReply(callerId, reply), 1, false, () => {})
+  }
+}

@@ -1,0 +1,46 @@
+// The one table of stable error codes. Each code maps to an HTTP status and is
+// also the `error.code` of a gateway-made `$res` reply [P-6.1]. Codes are never
+// renamed or reused; test/unit/errors.test.ts keeps this table and README.md in sync.
+
+export const ERRORS = {
+  RTW_BAD_TARGET: { status: 400, message: 'Invalid service or path: levels must be non-empty and may not contain wildcards, "$", NUL, "." or ".." levels' },
+  RTW_BAD_REQUEST: { status: 400, message: 'The request is malformed' },
+  RTW_BAD_TIMEOUT: { status: 400, message: 'The timeout must be a whole number of milliseconds between 0 and the configured maximum' },
+  RTW_BAD_TOPIC: { status: 400, message: 'Invalid topic: a topic name must be non-empty UTF-8 without wildcards or NUL' },
+  RTW_BAD_JSON: { status: 400, message: 'The body is not valid JSON' },
+  RTW_NO_RESPONDER: { status: 404, message: 'No responder is subscribed for this service' },
+  RTW_NO_RETAINED: { status: 404, message: 'No retained message on this topic' },
+  RTW_ROUTE_NOT_FOUND: { status: 404, message: 'No such route' },
+  RTW_PAYLOAD_TOO_LARGE: { status: 413, message: 'The body is larger than the configured limit' },
+  RTW_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Unsupported content type' },
+  RTW_TOO_MANY_REQUESTS: { status: 429, message: 'Too many requests are in flight' },
+  RTW_INTERNAL: { status: 500, message: 'Internal gateway error' },
+  RTW_BAD_REPLY: { status: 502, message: 'The responder sent a reply that could not be decoded' },
+  RTW_SHUTTING_DOWN: { status: 503, message: 'The gateway is shutting down' },
+  RTW_PUBLISH_FAILED: { status: 503, message: 'The broker could not accept the message' },
+  RTW_REPLY_TIMEOUT: { status: 504, message: 'No reply arrived before the timeout' }
+} as const satisfies Record<string, { status: number, message: string }>
+
+export type ErrorCode = keyof typeof ERRORS
+
+export interface ErrorBody {
+  error: { code: ErrorCode, message: string, requestId?: string }
+}
+
+export class GatewayError extends Error {
+  readonly code: ErrorCode
+  readonly statusCode: number
+
+  constructor (code: ErrorCode, message?: string) {
+    super(message ?? ERRORS[code].message)
+    this.name = 'GatewayError'
+    this.code = code
+    this.statusCode = ERRORS[code].status
+  }
+}
+
+export function errorBody (code: ErrorCode, message?: string, requestId?: string): ErrorBody {
+  const error: ErrorBody['error'] = { code, message: message ?? ERRORS[code].message }
+  if (requestId !== undefined) error.requestId = requestId
+  return { error }
+}

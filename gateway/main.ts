@@ -1,0 +1,40 @@
+// The only place that listens: load config, build the app, listen, drain on signals.
+import { buildApp } from './app.js'
+import { ConfigError, configTable, loadConfig } from './config.js'
+import { drainAndClose } from './shutdown.js'
+
+async function main (): Promise<void> {
+  const argv = process.argv.slice(2)
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log('Usage: node dist/gateway/main.js [--config FILE] [--flag value …]\n\n' + configTable())
+    return
+  }
+  const { config } = loadConfig({ env: process.env, argv })
+  const app = await buildApp(config)
+  await app.listen({ port: config.httpPort, host: config.host })
+  const mqtt = await app.broker.listenTcp(config.mqttPort, config.host)
+  const http = app.server.address()
+  const httpPort = typeof http === 'object' && http !== null ? http.port : config.httpPort
+  app.log.info(`RealTime-Web gateway ready: http://${config.host}:${httpPort} (REST /api, MQTT over WebSocket ${config.wsPath}), mqtt://${config.host}:${mqtt.port}`)
+
+  let stopping = false
+  const stop = (signal: string): void => {
+    if (stopping) return
+    stopping = true
+    app.log.info(`${signal}: draining for up to ${config.shutdownGraceMs} ms`)
+    drainAndClose(app, config.shutdownGraceMs).then(
+      () => process.exit(0),
+      err => { app.log.error({ err }, 'shutdown failed'); process.exit(1) }
+    )
+  }
+  process.on('SIGTERM', () => stop('SIGTERM'))
+  process.on('SIGINT', () => stop('SIGINT'))
+  // pm2 on Windows and some supervisors send a "shutdown" message instead of a signal.
+  process.on('message', msg => { if (msg === 'shutdown') stop('shutdown message') })
+}
+
+main().catch(err => {
+  if (err instanceof ConfigError) console.error(`${err.code}: ${err.message}`)
+  else console.error(err)
+  process.exit(1)
+})

@@ -1,0 +1,68 @@
+// Embeds the Aedes broker and the request bridge in the Fastify app, and wires
+// the broker's publish interception to the bridge [P-3], [P-4].
+import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+import { createBroker, type Broker } from '../../broker/broker.js'
+import { Bridge } from '../core/bridge.js'
+import { INBOX_PREFIX, REQ_PREFIX, RES_PREFIX } from '../core/topics.js'
+import { LogLimiter } from '../log-limit.js'
+import type { Config } from '../config.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    config: Config
+    broker: Broker
+    bridge: Bridge
+  }
+}
+
+async function brokerPlugin (app: FastifyInstance): Promise<void> {
+  const config = app.config
+  const broker = await createBroker()
+  const bridge = new Bridge({
+    requestQos: config.requestQos as 0 | 1,
+    maxInFlight: config.maxInFlight,
+    defaultTimeoutMs: config.requestTimeoutMs,
+    maxTimeoutMs: config.maxTimeoutMs
+  }, broker, broker.subscriptions)
+
+  const limited = new LogLimiter(app.log)
+  bridge.onDrop = (reason, detail) => limited.warn(`reply-${reason}`, `dropped (${reason}): ${detail}`)
+  broker.hooks = {
+    intercept (client, packet) {
+      const topic = packet.topic
+      if (topic.charCodeAt(0) !== 36) return false
+      if (topic.startsWith(RES_PREFIX)) {
+        bridge.handleReply(topic, packet.payload as Buffer, packet.retain)
+        return true
+      }
+      if (topic.startsWith(REQ_PREFIX)) {
+        const forward = bridge.handleCallerRequest(client.id, topic, packet.payload as Buffer)
+        if (forward === null) return true
+        packet.payload = forward
+        // [P-4.2] a request is never retained: it would reach responders that subscribe later.
+        packet.retain = false
+        return false
+      }
+      if (topic.startsWith(INBOX_PREFIX)) {
+        // [P-1.7] only the gateway delivers to inboxes, so replies there cannot be forged.
+        limited.warn('inbox-publish', `client ${client.id} published to ${topic}: dropped`)
+        return true
+      }
+      return false
+    },
+    refused (client, what) {
+      limited.warn('refused', `client ${client?.id ?? '?'} refused: ${what}`)
+    }
+  }
+  broker.aedes.on('clientError', (client, err) => limited.warn('client-error', `client ${client.id}: ${err.message}`))
+  broker.aedes.on('connectionError', (_client, err) => limited.warn('connection-error', `connection: ${err.message}`))
+
+  app.decorate('broker', broker)
+  app.decorate('bridge', bridge)
+  app.addHook('onClose', async () => {
+    await broker.close()
+  })
+}
+
+export default fp(brokerPlugin, { name: 'rtw-broker' })

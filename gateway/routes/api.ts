@@ -1,0 +1,99 @@
+// The REST bridge: <METHOD> /api/<service>/<path…>?<query> becomes a request on
+// $req/<service>/<path…>, and its reply becomes the HTTP response [P-2], [P-3].
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { endToEndHeaders } from '../core/envelope.js'
+import { isValidPath, isValidService } from '../core/topics.js'
+import type { Outcome } from '../core/correlator.js'
+import { GatewayError, errorBody, ERRORS } from '../errors.js'
+
+export const API_PREFIX = '/api/'
+
+// Gateway controls that are consumed here, not forwarded to the service [P-2.2].
+const OWN_HEADERS = new Set(['x-rtw-timeout', 'prefer'])
+
+interface Target { service: string, path: string, query: string, timeoutParam: string | undefined }
+
+/**
+ * Splits the raw URL, decoding each level on its own so that an encoded "/"
+ * (%2F) cannot join or split levels [P-1.3].
+ */
+export function parseTarget (url: string): Target {
+  const q = url.indexOf('?')
+  const pathPart = q === -1 ? url.slice(API_PREFIX.length) : url.slice(API_PREFIX.length, q)
+  let query = q === -1 ? '' : url.slice(q + 1)
+  let timeoutParam: string | undefined
+  if (query.includes('timeout=')) {
+    const kept: string[] = []
+    for (const pair of query.split('&')) {
+      if (pair.startsWith('timeout=')) timeoutParam = decodeURIComponent(pair.slice(8))
+      else kept.push(pair)
+    }
+    query = kept.join('&')
+  }
+  const levels = pathPart.split('/')
+  let service: string
+  let path = ''
+  try {
+    service = decodeURIComponent(levels[0] as string)
+    for (let i = 1; i < levels.length; i++) path += '/' + decodeURIComponent(levels[i] as string)
+  } catch {
+    throw new GatewayError('RTW_BAD_TARGET', 'Invalid percent-encoding in the path')
+  }
+  if (!isValidService(service)) throw new GatewayError('RTW_BAD_TARGET', `Invalid service ${JSON.stringify(service)}: use 1-64 letters, digits, "_" or "-"`)
+  if (!isValidPath(path)) throw new GatewayError('RTW_BAD_TARGET')
+  return { service, path, query, timeoutParam }
+}
+
+/** [P-5.4] "10", "2.5" and "10s" are seconds, "500ms" milliseconds. Returns milliseconds. */
+export function parseTimeout (raw: string, maxMs: number): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s)?$/.exec(raw.trim())
+  if (m === null) throw new GatewayError('RTW_BAD_TIMEOUT')
+  const ms = Math.round(Number(m[1]) * (m[2] === 'ms' ? 1 : 1000))
+  if (ms > maxMs) throw new GatewayError('RTW_BAD_TIMEOUT', `The timeout may be at most ${maxMs} ms`)
+  return ms
+}
+
+function send (reply: FastifyReply, id: string, outcome: Outcome): void {
+  if (reply.sent) return
+  reply.header('x-request-id', id)
+  if (outcome.kind === 'error') {
+    reply.code(ERRORS[outcome.code].status).send(errorBody(outcome.code, outcome.message, id))
+    return
+  }
+  const r = outcome.reply
+  // A Buffer keeps Fastify from adding a charset to the responder's content type.
+  reply.code(r.status).headers(r.headers).send(typeof r.body === 'string' ? Buffer.from(r.body) : r.body)
+}
+
+export default async function apiRoutes (app: FastifyInstance): Promise<void> {
+  const config = app.config
+  const bridge = app.bridge
+
+  function handler (req: FastifyRequest, reply: FastifyReply): void {
+    const target = parseTarget(req.url)
+    const headerTimeout = req.headers['x-rtw-timeout']
+    const rawTimeout = target.timeoutParam ?? (typeof headerTimeout === 'string' ? headerTimeout : undefined)
+    const timeoutMs = rawTimeout === undefined ? config.requestTimeoutMs : parseTimeout(rawTimeout, config.maxTimeoutMs)
+    const prefer = req.headers.prefer
+    const noReply = timeoutMs === 0 || (typeof prefer === 'string' && prefer.includes('respond-async'))
+    const started = bridge.call({
+      service: target.service,
+      path: target.path,
+      method: req.method,
+      query: target.query,
+      headers: endToEndHeaders(req.headers, OWN_HEADERS),
+      body: req.body as Buffer | undefined,
+      timeoutMs,
+      noReply
+    }, (outcome, id) => send(reply, id, outcome))
+    if (!started.ok) throw new GatewayError(started.code)
+    if (noReply) {
+      // [P-2.5] accepted, nobody waits for the reply.
+      reply.code(202).header('x-request-id', started.id).header('preference-applied', 'respond-async')
+        .send({ id: started.id, status: 'accepted' })
+    }
+  }
+
+  const methods = app.supportedMethods.filter(m => m !== 'CONNECT')
+  app.route({ method: methods, url: '/api/*', handler })
+}

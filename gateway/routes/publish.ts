@@ -1,0 +1,88 @@
+// Live updates from HTTP: publish to a topic, and read a topic's retained value [P-8].
+import type { FastifyInstance } from 'fastify'
+import { isUtf8 } from 'node:buffer'
+import { isValidTopicName } from '../core/topics.js'
+import { GatewayError } from '../errors.js'
+
+// The $req/$res/$inbox protocol and the broker's $SYS are not for HTTP publishers [P-8.2].
+const RESERVED = /^\$(req|res|inbox|SYS)(\/|$)/
+
+interface PublishBody {
+  topic: string
+  payload: Buffer
+  qos: 0 | 1
+  retain: boolean
+}
+
+function checkTopic (topic: unknown): string {
+  if (typeof topic !== 'string' || !isValidTopicName(topic) || topic.includes('\uFFFD')) throw new GatewayError('RTW_BAD_TOPIC')
+  if (RESERVED.test(topic)) throw new GatewayError('RTW_BAD_TOPIC', `Topic ${topic} is reserved`)
+  return topic
+}
+
+/** [P-8.1] `{topic, payload, encoding?: "plain"|"base64", qos?: 0|1, retain?: boolean}`. */
+export function parsePublishBody (raw: Buffer | undefined): PublishBody {
+  let body: unknown
+  try {
+    body = JSON.parse(raw === undefined ? '' : raw.toString('utf8'))
+  } catch {
+    throw new GatewayError('RTW_BAD_JSON')
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new GatewayError('RTW_BAD_REQUEST', 'The body must be a JSON object')
+  const b = body as Record<string, unknown>
+  const topic = checkTopic(b.topic)
+  const encoding = b.encoding ?? 'plain'
+  if (encoding !== 'plain' && encoding !== 'base64') throw new GatewayError('RTW_BAD_REQUEST', 'encoding must be "plain" or "base64"')
+  let payload: Buffer
+  if (typeof b.payload === 'string') payload = Buffer.from(b.payload, encoding === 'base64' ? 'base64' : 'utf8')
+  else if (b.payload === undefined) payload = Buffer.alloc(0)
+  else if (encoding === 'plain') payload = Buffer.from(JSON.stringify(b.payload))
+  else throw new GatewayError('RTW_BAD_REQUEST', 'A base64 payload must be a string')
+  const qos = b.qos ?? 0
+  if (qos !== 0 && qos !== 1) throw new GatewayError('RTW_BAD_REQUEST', 'qos must be 0 or 1')
+  const retain = b.retain ?? false
+  if (typeof retain !== 'boolean') throw new GatewayError('RTW_BAD_REQUEST', 'retain must be true or false')
+  return { topic, payload, qos, retain }
+}
+
+function contentTypeOf (payload: Buffer): string {
+  if (!isUtf8(payload)) return 'application/octet-stream'
+  try {
+    JSON.parse(payload.toString('utf8'))
+    return 'application/json; charset=utf-8'
+  } catch {
+    return 'text/plain; charset=utf-8'
+  }
+}
+
+export default async function publishRoutes (app: FastifyInstance): Promise<void> {
+  app.post('/publish', async (req, reply) => {
+    const msg = parsePublishBody(req.body as Buffer | undefined)
+    const delivered = app.broker.subscriptions.hasMatch(msg.topic)
+    await new Promise<void>((resolve, reject) => {
+      app.broker.publish(msg.topic, msg.payload, msg.qos, msg.retain, err => {
+        if (err) reject(new GatewayError('RTW_PUBLISH_FAILED', err.message))
+        else resolve()
+      })
+    })
+    // [P-8.1] like EMQX: 200 when someone was subscribed, 202 when nobody was (a retained message is still stored).
+    if (delivered) return { delivered: true }
+    reply.code(202)
+    return { delivered: false, reason: 'no_matching_subscribers' }
+  })
+
+  app.get('/retained/*', async (req, reply) => {
+    const raw = req.url.slice('/retained/'.length).split('?')[0] as string
+    let topic: string
+    try {
+      topic = raw.split('/').map(decodeURIComponent).join('/')
+    } catch {
+      throw new GatewayError('RTW_BAD_TOPIC', 'Invalid percent-encoding in the topic')
+    }
+    checkTopic(topic)
+    const packet = await app.broker.readRetained(topic)
+    if (packet === null) throw new GatewayError('RTW_NO_RETAINED')
+    reply.header('content-type', contentTypeOf(packet.payload)).header('x-mqtt-qos', String(packet.qos))
+    return packet.payload
+  })
+}
