@@ -1,5 +1,5 @@
 // buildApp(config) assembles the gateway and never listens; main.ts does that.
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { METHODS } from 'node:http'
 import type { Config } from './config.js'
 import { ERRORS, GatewayError, errorBody, type ErrorCode } from './errors.js'
@@ -30,7 +30,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     logger: opts.logger ?? (config.logLevel === 'silent' ? false : { level: config.logLevel }),
     bodyLimit: config.bodyLimit,
     // One line per request would dominate the hot path; failures are logged below instead.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true
   })
   app.decorate('config', config)

@@ -1,0 +1,34 @@
+// Starts an in-process gateway on free ports (port 0) and closes it after the test.
+import type { FastifyInstance } from 'fastify'
+import { buildApp } from '../../gateway/app.js'
+import { loadConfig, type Config } from '../../gateway/config.js'
+
+export interface TestGateway {
+  app: FastifyInstance
+  config: Config
+  httpUrl: string
+  mqttUrl: string
+  wsUrl: string
+  mqttPort: number
+  httpPort: number
+  close: () => Promise<void>
+}
+
+export async function startGateway (overrides: Partial<Config> = {}): Promise<TestGateway> {
+  const { config } = loadConfig({ overrides: { httpPort: 0, mqttPort: 0, logLevel: 'silent', ...overrides } })
+  const app = await buildApp(config)
+  await app.listen({ port: config.httpPort, host: config.host })
+  const mqtt = await app.broker.listenTcp(config.mqttPort, config.host)
+  const addr = app.server.address()
+  const httpPort = typeof addr === 'object' && addr !== null ? addr.port : 0
+  return {
+    app,
+    config,
+    httpPort,
+    mqttPort: mqtt.port,
+    httpUrl: `http://${config.host}:${httpPort}`,
+    mqttUrl: `mqtt://${config.host}:${mqtt.port}`,
+    wsUrl: `ws://${config.host}:${httpPort}${config.wsPath}`,
+    close: () => app.close()
+  }
+}
