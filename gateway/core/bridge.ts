@@ -15,6 +15,17 @@ export interface BrokerPort {
   publish: (topic: string, payload: Buffer, qos: 0 | 1, retain: boolean, cb: (err?: Error | null) => void) => void
 }
 
+/**
+ * A durable queue that takes requests for some services instead of MQTT
+ * (RabbitMQ, issue 3). The bridge still correlates: replies come back through
+ * settleFromQueue. `send` calls back once the queue has accepted (confirmed) the request.
+ */
+export interface RequestQueue {
+  handles: (service: string) => boolean
+  readonly ready: boolean
+  send: (service: string, topic: string, envelope: Buffer, expiresInMs: number, cb: (err?: Error | null) => void) => void
+}
+
 export interface BridgeOptions {
   requestQos: 0 | 1
   maxInFlight: number
@@ -43,6 +54,8 @@ export class Bridge {
   readonly correlator: Correlator
   draining = false
   onDrop: DropListener = () => {}
+  /** Set by the AMQP plugin when RabbitMQ is configured. */
+  queue: RequestQueue | undefined
   private readonly prefix = randomBytes(6).toString('base64url')
   private seq = 0
 
@@ -60,9 +73,12 @@ export class Bridge {
   }
 
   /** Checks shared by both kinds of caller, in the order PROTOCOL.md §6 lists them. */
-  private admit (topic: string): ErrorCode | null {
+  private admit (service: string, topic: string): ErrorCode | null {
     if (this.draining) return 'RTW_SHUTTING_DOWN'
-    if (!this.subscriptions.hasMatch(topic)) return 'RTW_NO_RESPONDER'
+    if (this.queue?.handles(service) === true) {
+      // A queued service needs no online responder: the queue holds the request [P-10].
+      if (!this.queue.ready) return 'RTW_QUEUE_UNAVAILABLE'
+    } else if (!this.subscriptions.hasMatch(topic)) return 'RTW_NO_RESPONDER'
     if (this.correlator.full) return 'RTW_TOO_MANY_REQUESTS'
     return null
   }
@@ -70,7 +86,7 @@ export class Bridge {
   /** Starts a REST-originated request; onSettle gets exactly one outcome unless noReply. */
   call (c: Call, onSettle: (outcome: Outcome, id: string) => void): CallStart {
     const topic = requestTopic(c.service, c.path)
-    const refused = this.admit(topic)
+    const refused = this.admit(c.service, topic)
     if (refused !== null) return { ok: false, code: refused }
     const id = this.nextId()
     const env: RequestEnvelope = {
@@ -85,14 +101,30 @@ export class Bridge {
     }
     if (c.noReply) {
       // [P-2.5] an empty replyTo tells the responder that nobody waits.
-      this.port.publish(topic, encodeRequest(env), this.opts.requestQos, false, () => {})
+      this.dispatch(c.service, topic, encodeRequest(env), c.timeoutMs, () => {})
       return { ok: true, id }
     }
     this.correlator.register(id, c.service, c.timeoutMs, onSettle)
-    this.port.publish(topic, encodeRequest(env), this.opts.requestQos, false, err => {
+    this.dispatch(c.service, topic, encodeRequest(env), c.timeoutMs, err => {
       if (err) this.correlator.settle(id, { kind: 'error', code: 'RTW_PUBLISH_FAILED', message: err.message })
     })
     return { ok: true, id }
+  }
+
+  /** Sends a request envelope to its service: into the queue for queued services, else on MQTT. */
+  private dispatch (service: string, topic: string, envelope: Buffer, timeoutMs: number, cb: (err?: Error | null) => void): void {
+    if (this.queue?.handles(service) === true) this.queue.send(service, topic, envelope, timeoutMs, cb)
+    else this.port.publish(topic, envelope, this.opts.requestQos, false, cb)
+  }
+
+  /** A reply that came back through the queue's reply path rather than `$res/…`. */
+  settleFromQueue (id: string, payload: Buffer): void {
+    const decoded = decodeReply(payload)
+    const outcome: Outcome = decoded.ok
+      ? { kind: 'reply', reply: decoded.reply }
+      : { kind: 'error', code: 'RTW_BAD_REPLY', message: `${ERRORS.RTW_BAD_REPLY.message}: ${decoded.reason}` }
+    const dropped = this.correlator.settle(id, outcome)
+    if (dropped !== null) this.onDrop(dropped, `queue reply id=${id}`)
   }
 
   /**
@@ -151,7 +183,7 @@ export class Bridge {
       this.answerCaller(req.replyTo, req.id, 'RTW_BAD_TIMEOUT')
       return null
     }
-    const refused = this.admit(topic)
+    const refused = this.admit(target.service, topic)
     if (refused !== null) {
       this.answerCaller(req.replyTo, req.id, refused)
       return null
@@ -171,6 +203,12 @@ export class Bridge {
       ...(req.enc === undefined ? {} : { enc: req.enc }),
       replyTo: replyTopic(target.service, id),
       deadline: Date.now() + timeoutMs
+    }
+    if (this.queue?.handles(target.service) === true) {
+      this.dispatch(target.service, topic, encodeRequest(env), timeoutMs, err => {
+        if (err) this.correlator.settle(id, { kind: 'error', code: 'RTW_PUBLISH_FAILED', message: err.message })
+      })
+      return null
     }
     return encodeRequest(env)
   }
