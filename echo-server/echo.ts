@@ -16,7 +16,9 @@ export function echo (topic: string, payload: Buffer): Outgoing | null {
     const parsed: unknown = JSON.parse(payload.toString('utf8'))
     if (typeof parsed === 'object' && parsed !== null && typeof (parsed as RequestEnvelope).id === 'string' &&
       typeof (parsed as RequestEnvelope).replyTo === 'string') req = parsed as RequestEnvelope
-  } catch {}
+  } catch {
+    // not JSON: the original raw style, mirrored below
+  }
   if (req === undefined) return { topic: '$res' + topic.slice(4), payload }
   if (req.replyTo === '') return null
   const headers: Record<string, string> = {
