@@ -32,3 +32,18 @@ export async function startGateway (overrides: Partial<Config> = {}): Promise<Te
     close: () => app.close()
   }
 }
+
+export interface Stats {
+  inFlight: number
+  settled: number
+  timedOut: number
+  dropped: Record<'late' | 'duplicate' | 'unknown' | 'retained' | 'undecodable' | 'wrong-service', number>
+  clients: number
+}
+
+/** GET /stats of a running gateway. */
+export async function getStats (httpUrl: string): Promise<Stats> {
+  const res = await fetch(`${httpUrl}/stats`)
+  if (res.status !== 200) throw new Error(`/stats answered ${res.status}`)
+  return await res.json() as Stats
+}

@@ -14,3 +14,35 @@ export async function subscribe (client: MqttClient, topic: string | string[], q
   const granted = await client.subscribeAsync(topic, { qos })
   for (const g of granted) if (g.qos === 128) throw new Error(`subscription to ${g.topic} refused`)
 }
+
+/** Subscribes and returns the granted QoS per filter; 128 means refused. */
+export async function grantedQos (client: MqttClient, topic: string | string[], qos: 0 | 1 = 1): Promise<number[]> {
+  const granted = await client.subscribeAsync(topic, { qos })
+  return granted.map(g => g.qos)
+}
+
+export interface Received { topic: string, payload: Buffer, retain: boolean }
+
+/** Records every message a client receives, from now on. */
+export function recordMessages (client: MqttClient): Received[] {
+  const seen: Received[] = []
+  client.on('message', (topic, payload, packet) => seen.push({ topic, payload, retain: packet.retain }))
+  return seen
+}
+
+/** The next message whose topic matches, within timeoutMs. */
+export async function nextMessage (client: MqttClient, match: (topic: string, payload: Buffer) => boolean = () => true, timeoutMs = 10_000): Promise<Received> {
+  return await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      client.off('message', onMessage)
+      reject(new Error(`no matching MQTT message within ${timeoutMs} ms`))
+    }, timeoutMs)
+    const onMessage = (topic: string, payload: Buffer, packet: { retain: boolean }): void => {
+      if (!match(topic, payload)) return
+      clearTimeout(timer)
+      client.off('message', onMessage)
+      resolve({ topic, payload, retain: packet.retain })
+    }
+    client.on('message', onMessage)
+  })
+}
