@@ -143,5 +143,4 @@ describe('REST bridge round trip through an echo responder', () => {
       await r.close()
     }
   })
-
 })
