@@ -1,0 +1,128 @@
+// Child processes the bench starts: the servers under test run each in its own
+// process so each gets a core. Every child is stopped when the bench exits,
+// fails or is interrupted.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+
+export interface Child {
+  readonly name: string
+  readonly proc: ChildProcess
+  /** Resolves with the first output line that matches, or rejects after timeoutMs or on exit. */
+  waitForLine: (re: RegExp, timeoutMs?: number) => Promise<RegExpExecArray>
+  /** The last lines of output, for error messages. */
+  tail: () => string
+  stop: () => Promise<void>
+}
+
+export interface StartOptions {
+  env?: Record<string, string>
+  execArgv?: string[]
+}
+
+const live = new Set<Child>()
+const verbose = process.env.BENCH_VERBOSE === '1'
+
+export function startNode (name: string, script: string, opts: StartOptions = {}): Child {
+  const proc = spawn(process.execPath, [...(opts.execArgv ?? []), script], {
+    env: { ...process.env, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  const lines: string[] = []
+  const watchers = new Set<(line: string) => void>()
+  let exited: string | undefined
+  const onData = (data: Buffer): void => {
+    for (const line of data.toString('utf8').split('\n')) {
+      if (line.length === 0) continue
+      if (verbose) console.error(`[${name}] ${line}`)
+      lines.push(line)
+      if (lines.length > 40) lines.shift()
+      for (const w of watchers) w(line)
+    }
+  }
+  proc.stdout?.on('data', onData)
+  proc.stderr?.on('data', onData)
+  const exit = new Promise<void>(resolve => {
+    proc.once('exit', (code, signal) => {
+      exited = `exited with ${signal ?? code}`
+      live.delete(child)
+      resolve()
+    })
+  })
+  proc.once('error', err => { exited = `failed to start: ${err.message}` })
+
+  const child: Child = {
+    name,
+    proc,
+    tail: () => lines.join('\n'),
+    waitForLine (re, timeoutMs = 10_000) {
+      return new Promise((resolve, reject) => {
+        const done = (): void => {
+          clearTimeout(timer)
+          clearInterval(poll)
+          watchers.delete(watch)
+        }
+        const watch = (line: string): void => {
+          const m = re.exec(line)
+          if (m !== null) { done(); resolve(m) }
+        }
+        const fail = (why: string): void => {
+          done()
+          reject(new Error(`${name}: ${why} while waiting for ${String(re)}\n${child.tail()}`))
+        }
+        const timer = setTimeout(() => fail(`no match in ${timeoutMs} ms`), timeoutMs)
+        const poll = setInterval(() => { if (exited !== undefined) fail(exited) }, 50)
+        for (const line of lines) {
+          const m = re.exec(line)
+          if (m !== null) { done(); resolve(m); return }
+        }
+        watchers.add(watch)
+      })
+    },
+    async stop () {
+      if (proc.exitCode !== null || proc.signalCode !== null) return
+      proc.kill('SIGTERM')
+      // A gateway drains before it exits; give it a moment, then insist.
+      const killer = setTimeout(() => proc.kill('SIGKILL'), 5_000)
+      await exit
+      clearTimeout(killer)
+    }
+  }
+  live.add(child)
+  return child
+}
+
+export async function stopAll (): Promise<void> {
+  await Promise.all([...live].map(async c => c.stop()))
+}
+
+/** Stops every child on exit, on Ctrl-C/SIGTERM and on an uncaught error. */
+export function installCleanup (): void {
+  process.once('exit', () => {
+    for (const c of live) c.proc.kill('SIGKILL')
+  })
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      console.error(`\nbench: ${signal}, stopping children`)
+      stopAll().finally(() => process.exit(130))
+    })
+  }
+  const fatal = (err: unknown): void => {
+    console.error('bench: failed:', err)
+    stopAll().finally(() => process.exit(1))
+  }
+  process.once('uncaughtException', fatal)
+  process.once('unhandledRejection', fatal)
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc; undefined off Linux. */
+export function cpuSeconds (pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    // Fields after the ")" that closes the command name: utime is the 12th, stime the 13th.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / 100
+  } catch {
+    return undefined
+  }
+}

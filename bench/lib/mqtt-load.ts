@@ -1,0 +1,82 @@
+// MQTT-native request/response round trips [P-4]: each requester publishes a
+// request envelope on $req/<service>/… naming its own inbox, waits for the
+// reply there, and sends the next one. Run over TCP and over WebSocket, it
+// shows what the WebSocket transport costs.
+import mqtt, { type MqttClient } from 'mqtt'
+import { LatencyRecorder } from './latency.js'
+
+export interface MqttLoad {
+  rps: number
+  p50: number
+  p99: number
+  requests: number
+  /** Replies that were not 200 (including gateway error replies). */
+  non2xx: number
+  errors: number
+  timeouts: number
+}
+
+const REPLY_TIMEOUT_MS = 10_000
+
+async function connect (url: string, clientId: string): Promise<MqttClient> {
+  const client = mqtt.connect(url, { clientId, reconnectPeriod: 0, connectTimeout: 5_000, clean: true })
+  await new Promise<void>((resolve, reject) => {
+    client.once('connect', () => resolve())
+    client.once('error', reject)
+  })
+  // MQTT.js leaves Nagle on; a PUBACK followed by the next request then waits
+  // for a delayed ACK (PERF-NOTES pitfall 2). The ws library turns it off itself.
+  ;(client.stream as unknown as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true)
+  return client
+}
+
+export async function runMqttLoad (url: string, topic: string, body: string, requesters: number, durationS: number, qos: 0 | 1): Promise<MqttLoad> {
+  const latencies = new LatencyRecorder()
+  let non2xx = 0
+  let errors = 0
+  let timeouts = 0
+  let running = true
+  const tag = Math.random().toString(36).slice(2, 8)
+  const clients = await Promise.all(Array.from({ length: requesters }, async (_, i) => {
+    const client = await connect(url, `bench-${tag}-${i}`)
+    await client.subscribeAsync(`$inbox/${client.options.clientId as string}/r`, { qos })
+    return client
+  }))
+
+  const t0 = process.hrtime.bigint()
+  const loops = clients.map(async client => {
+    const inbox = `$inbox/${client.options.clientId as string}/r`
+    let seq = 0
+    while (running) {
+      const id = String(seq++)
+      const started = process.hrtime.bigint()
+      const reply = await new Promise<Buffer | 'timeout' | 'error'>(resolve => {
+        const timer = setTimeout(() => { client.off('message', onMessage); resolve('timeout') }, REPLY_TIMEOUT_MS)
+        function onMessage (_topic: string, payload: Buffer): void {
+          clearTimeout(timer)
+          client.off('message', onMessage)
+          resolve(payload)
+        }
+        client.on('message', onMessage)
+        const envelope = JSON.stringify({ id, replyTo: inbox, method: 'POST', headers: { 'content-type': 'application/json' }, body })
+        client.publish(topic, envelope, { qos }, err => {
+          if (err) { clearTimeout(timer); client.off('message', onMessage); resolve('error') }
+        })
+      })
+      if (reply === 'timeout') { timeouts++; continue }
+      if (reply === 'error') { errors++; continue }
+      const parsed = JSON.parse(reply.toString('utf8')) as { id?: string, status?: number }
+      if (parsed.id !== id) errors++
+      else if (parsed.status !== 200) non2xx++
+      else latencies.record(Number(process.hrtime.bigint() - started) / 1e6)
+    }
+  })
+
+  await new Promise(resolve => setTimeout(resolve, durationS * 1000))
+  running = false
+  await Promise.all(loops)
+  const elapsedS = Number(process.hrtime.bigint() - t0) / 1e9
+  await Promise.all(clients.map(async c => c.endAsync()))
+  const [p50, p99] = latencies.percentiles([50, 99]) as [number, number]
+  return { rps: latencies.count / elapsedS, p50, p99, requests: latencies.count + non2xx, non2xx, errors, timeouts }
+}

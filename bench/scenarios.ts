@@ -1,0 +1,74 @@
+// What `npm run bench` measures. Each HTTP scenario starts its servers, names
+// the request to send, and may name a reference scenario its figures are
+// divided by. Add a row by adding an entry here.
+import { startNode, type Child } from './lib/children.js'
+import { startGatewayWithEcho, type GatewayOptions } from './lib/gateway.js'
+import type { HttpRequestSpec } from './lib/http-load.js'
+
+export interface Started {
+  request: HttpRequestSpec
+  /** Processes whose CPU use is reported beside the figures. */
+  processes: Child[]
+  stop: () => Promise<void>
+}
+
+export interface HttpScenario {
+  name: string
+  /** Ratios in the table are this scenario over the reference. */
+  reference?: string
+  about: string
+  /** A reason to leave the scenario out of this run, or undefined to run it. */
+  skip?: () => string | undefined
+  start: () => Promise<Started>
+}
+
+/** A small JSON body, as a typical API call carries. */
+export const BODY = JSON.stringify({ hello: 'world', n: 42, tags: ['a', 'b'] })
+const JSON_HEADERS = { 'content-type': 'application/json' }
+
+function gatewayScenario (name: string, about: string, opts: GatewayOptions = {}): HttpScenario {
+  return {
+    name,
+    reference: 'bare',
+    about,
+    async start () {
+      const profile = process.env.BENCH_PROFILE === name
+      const gw = await startGatewayWithEcho(name, {
+        ...opts,
+        gatewayExecArgv: profile ? ['--cpu-prof', '--cpu-prof-dir=.tmp/bench-profiles'] : undefined
+      })
+      return {
+        request: { url: `${gw.httpUrl}/api/echo/bench`, method: 'POST', headers: JSON_HEADERS, body: BODY },
+        processes: [gw.gateway, gw.echo],
+        stop: gw.stop
+      }
+    }
+  }
+}
+
+export const HTTP_SCENARIOS: HttpScenario[] = [
+  {
+    name: 'bare',
+    about: 'a bare Fastify route echoing the raw body (bench/bare-server.ts), the reference',
+    async start () {
+      const child = startNode('bare', 'dist/bench/bare-server.js')
+      const m = await child.waitForLine(/listening on (http:\/\/\S+)/)
+      return {
+        request: { url: `${m[1] as string}/echo`, method: 'POST', headers: JSON_HEADERS, body: BODY },
+        processes: [child],
+        stop: child.stop
+      }
+    }
+  },
+  gatewayScenario('gateway', 'REST -> gateway -> $req/echo/bench -> echo-server process -> $res -> REST, default config'),
+  gatewayScenario('gateway-qos0', 'as gateway, with requests published at QoS 0 (RTW_REQUEST_QOS=0)', { gatewayEnv: { RTW_REQUEST_QOS: '0' } }),
+  gatewayScenario('gateway-qos1', 'as gateway, with requests published at QoS 1 (RTW_REQUEST_QOS=1)', { gatewayEnv: { RTW_REQUEST_QOS: '1' } }),
+  gatewayScenario('gateway-reply1', 'as gateway, with the echo server replying at QoS 1 (ECHO_REPLY_QOS=1)', { echoEnv: { ECHO_REPLY_QOS: '1' } })
+  // Issue 3: the queued-service row goes here, e.g.
+  //   { name: 'gateway-queued', reference: 'gateway', about: 'REST -> RabbitMQ -> echo worker -> REST',
+  //     skip: () => process.env.RTW_AMQP_URL === undefined ? 'RTW_AMQP_URL is not set' : undefined,
+  //     start: … gateway with RTW_AMQP_URL and a queued echo service, plus the echo server as an AMQP worker … }
+]
+
+/** Rows run when BENCH_SCENARIOS is not set; "all" runs every row. */
+export const DEFAULT_SCENARIOS = ['bare', 'gateway']
