@@ -3,7 +3,7 @@
 // once and frozen; a bad value stops start-up with a message naming its source.
 import { readFileSync } from 'node:fs'
 
-type Kind = 'string' | 'port' | 'int' | 'qos' | 'level' | 'bool'
+type Kind = 'string' | 'optional' | 'port' | 'int' | 'qos' | 'level' | 'bool'
 
 interface Field {
   kind: Kind
@@ -25,11 +25,28 @@ export const CONFIG_FIELDS = {
   maxInFlight: { kind: 'int', env: 'RTW_MAX_IN_FLIGHT', flag: '--max-in-flight', default: 10_000, min: 1, doc: 'Requests awaiting a reply at once, REST and MQTT together (429 above it)' },
   requestQos: { kind: 'qos', env: 'RTW_REQUEST_QOS', flag: '--request-qos', default: 1, doc: 'QoS the gateway publishes requests with (0 or 1)' },
   shutdownGraceMs: { kind: 'int', env: 'RTW_SHUTDOWN_GRACE_MS', flag: '--shutdown-grace-ms', default: 10_000, min: 0, doc: 'How long a draining gateway lets in-flight requests finish before answering 503' },
-  logLevel: { kind: 'level', env: 'RTW_LOG_LEVEL', flag: '--log-level', default: 'info', doc: 'fatal, error, warn, info, debug, trace or silent' }
+  logLevel: { kind: 'level', env: 'RTW_LOG_LEVEL', flag: '--log-level', default: 'info', doc: 'fatal, error, warn, info, debug, trace or silent' },
+  jwtSecret: { kind: 'optional', env: 'RTW_JWT_SECRET', flag: '--jwt-secret', default: '', doc: 'HS256 secret; setting it (or a key below) turns JWT auth on' },
+  jwtPublicKeyFile: { kind: 'optional', env: 'RTW_JWT_PUBLIC_KEY_FILE', flag: '--jwt-public-key-file', default: '', doc: 'PEM public key for RS256/ES256 tokens' },
+  jwksFile: { kind: 'optional', env: 'RTW_JWKS_FILE', flag: '--jwks-file', default: '', doc: 'JWKS file (RS256/ES256 keys by kid)' },
+  jwtAudience: { kind: 'optional', env: 'RTW_JWT_AUDIENCE', flag: '--jwt-audience', default: '', doc: 'Required aud claim, when set' },
+  jwtIssuer: { kind: 'optional', env: 'RTW_JWT_ISSUER', flag: '--jwt-issuer', default: '', doc: 'Required iss claim, when set' },
+  allowAnonymous: { kind: 'bool', env: 'RTW_ALLOW_ANONYMOUS', flag: '--allow-anonymous', default: false, doc: 'Allow starting without auth on a non-loopback address' },
+  tlsCertFile: { kind: 'optional', env: 'RTW_TLS_CERT_FILE', flag: '--tls-cert-file', default: '', doc: 'PEM certificate: serve https/wss and mqtts (with the key)' },
+  tlsKeyFile: { kind: 'optional', env: 'RTW_TLS_KEY_FILE', flag: '--tls-key-file', default: '', doc: 'PEM private key for the certificate' },
+  allowedOrigins: { kind: 'optional', env: 'RTW_ALLOWED_ORIGINS', flag: '--allowed-origins', default: '', doc: 'Comma list of browser origins for CORS and WebSocket, "*" for any; empty = same origin only' },
+  maxPacketSize: { kind: 'int', env: 'RTW_MAX_PACKET_SIZE', flag: '--max-packet-size', default: 2_097_152, min: 64, doc: 'Largest MQTT packet in bytes; a larger one disconnects the client' },
+  maxInFlightPerClient: { kind: 'int', env: 'RTW_MAX_IN_FLIGHT_PER_CLIENT', flag: '--max-in-flight-per-client', default: 1000, min: 1, doc: 'Requests one MQTT client or one REST token may have awaiting replies (429 above it)' },
+  publishRate: { kind: 'int', env: 'RTW_PUBLISH_RATE', flag: '--publish-rate', default: 1000, min: 1, doc: 'PUBLISH packets per second per client (bursts up to this many); excess is dropped' },
+  connectRate: { kind: 'int', env: 'RTW_CONNECT_RATE', flag: '--connect-rate', default: 200, min: 1, doc: 'New MQTT connections per second per remote address (bursts up to this many)' },
+  maxSubscriptions: { kind: 'int', env: 'RTW_MAX_SUBSCRIPTIONS', flag: '--max-subscriptions', default: 128, min: 1, doc: 'Subscriptions per client (SUBACK 0x80 above it)' },
+  maxTopicLength: { kind: 'int', env: 'RTW_MAX_TOPIC_LENGTH', flag: '--max-topic-length', default: 1024, min: 16, doc: 'Longest topic or filter in bytes' },
+  maxTopicLevels: { kind: 'int', env: 'RTW_MAX_TOPIC_LEVELS', flag: '--max-topic-levels', default: 32, min: 2, doc: 'Most levels in a topic or filter (at most 100)' },
+  maxOutboundBytes: { kind: 'int', env: 'RTW_MAX_OUTBOUND_BYTES', flag: '--max-outbound-bytes', default: 1_048_576, min: 1024, doc: 'Unsent bytes queued for one client before it is disconnected as a slow consumer' }
 } as const satisfies Record<string, Field>
 
 type Fields = typeof CONFIG_FIELDS
-type ValueOf<K extends Kind> = K extends 'string' | 'level' ? string : K extends 'bool' ? boolean : number
+type ValueOf<K extends Kind> = K extends 'string' | 'optional' | 'level' ? string : K extends 'bool' ? boolean : number
 export type Config = Readonly<{ -readonly [K in keyof Fields]: ValueOf<Fields[K]['kind']> }>
 export type ConfigKey = keyof Fields
 
@@ -45,6 +62,9 @@ function coerce (key: ConfigKey, raw: unknown, source: string): string | number 
   switch (field.kind) {
     case 'string':
       if (typeof raw !== 'string' || raw.length === 0) fail('must be a non-empty string')
+      return raw as string
+    case 'optional':
+      if (typeof raw !== 'string') fail('must be a string')
       return raw as string
     case 'level':
       if (typeof raw !== 'string' || !LEVELS.has(raw)) fail('must be one of ' + [...LEVELS].join(', '))
@@ -91,7 +111,12 @@ function parseArgv (argv: string[]): { file?: string, values: Map<ConfigKey, str
     }
     if (name === '--config') { file = take(); continue }
     const key = KEYS.find(k => CONFIG_FIELDS[k].flag === name)
-    if (key !== undefined) { values.set(key, take()); continue }
+    if (key !== undefined) {
+      // A boolean flag may stand alone: `--allow-anonymous`.
+      const bare = CONFIG_FIELDS[key].kind === 'bool' && eq === -1 && (argv[i + 1] === undefined || argv[i + 1]?.startsWith('--') === true)
+      values.set(key, bare ? 'true' : take())
+      continue
+    }
     if (name.startsWith('--') && eq === -1) { flags.add(name); continue }
     throw new ConfigError(`command line: unknown argument ${arg}`)
   }
@@ -131,15 +156,21 @@ export function loadConfig (sources: ConfigSources = {}): LoadedConfig {
   if (config.requestTimeoutMs > config.maxTimeoutMs) {
     throw new ConfigError(`requestTimeoutMs (${config.requestTimeoutMs}) is above maxTimeoutMs (${config.maxTimeoutMs})`)
   }
+  if (config.maxTopicLevels > 100) throw new ConfigError(`maxTopicLevels may be at most 100, the broker's own ceiling (got ${config.maxTopicLevels})`)
+  if ((config.tlsCertFile === '') !== (config.tlsKeyFile === '')) throw new ConfigError('tlsCertFile and tlsKeyFile go together')
   if (!config.wsPath.startsWith('/')) throw new ConfigError(`wsPath must start with "/" (got ${config.wsPath})`)
   return { config: Object.freeze(config), flags: cli.flags }
+}
+
+export function defaultText (v: string | number | boolean): string {
+  return v === '' ? '(unset)' : '`' + String(v) + '`'
 }
 
 /** The documentation table, for `--help` and for the README. */
 export function configTable (): string {
   const rows = KEYS.map(k => {
     const f: Field = CONFIG_FIELDS[k]
-    return `| \`${k}\` | \`${f.env}\` | \`${f.flag}\` | \`${String(f.default)}\` | ${f.doc} |`
+    return `| \`${k}\` | \`${f.env}\` | \`${f.flag}\` | ${defaultText(f.default)} | ${f.doc} |`
   })
   return ['| key | env | flag | default | meaning |', '|---|---|---|---|---|', ...rows].join('\n')
 }

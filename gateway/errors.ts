@@ -8,6 +8,8 @@ export const ERRORS = {
   RTW_BAD_TIMEOUT: { status: 400, message: 'The timeout must be a whole number of milliseconds between 0 and the configured maximum' },
   RTW_BAD_TOPIC: { status: 400, message: 'Invalid topic: a topic name must be non-empty UTF-8 without wildcards or NUL' },
   RTW_BAD_JSON: { status: 400, message: 'The body is not valid JSON' },
+  RTW_UNAUTHORIZED: { status: 401, message: 'A valid, unexpired token is required' },
+  RTW_FORBIDDEN: { status: 403, message: 'The token does not grant this' },
   RTW_NO_RESPONDER: { status: 404, message: 'No responder is subscribed for this service' },
   RTW_NO_RETAINED: { status: 404, message: 'No retained message on this topic' },
   RTW_ROUTE_NOT_FOUND: { status: 404, message: 'No such route' },

@@ -4,7 +4,7 @@ import { readFileSync, readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { ERRORS } from '../../gateway/errors.js'
-import { CONFIG_FIELDS } from '../../gateway/config.js'
+import { CONFIG_FIELDS, defaultText } from '../../gateway/config.js'
 
 const root = join(import.meta.dirname, '..', '..')
 const readme = readFileSync(join(root, 'README.md'), 'utf8')
@@ -44,7 +44,7 @@ describe('docs stay in sync with the code', () => {
     expect(row, `README config table has no row for ${key}`).toBeDefined()
     expect(row).toContain(`\`${field.env}\``)
     expect(row).toContain(`\`${field.flag}\``)
-    expect(row).toContain(`\`${String(field.default)}\``)
+    expect(row).toContain(`| ${defaultText(field.default)} |`)
   })
 
   it('every protocol clause cited in code is defined in PROTOCOL.md', () => {
