@@ -1,6 +1,8 @@
 // The embedded Aedes broker: construction, the TCP listener, subscription
 // tracking, and the one place where Aedes's callback hooks are adapted to ours.
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net'
+import type { IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
 import { Aedes, type Client, type PublishPacket, type Subscription } from 'aedes'
 import { SubscriptionIndex } from '../gateway/core/subscriptions.js'
 import { RES_PREFIX, INBOX_PREFIX } from '../gateway/core/topics.js'
@@ -16,6 +18,17 @@ export interface BrokerHooks {
   intercept?: (client: Client, packet: PublishPacket) => boolean
   /** A client publish or subscribe that was refused; for counters and rate-limited logs. */
   refused?: (client: Client | null, what: string) => void
+  /**
+   * CONNECT credentials. Resolves 0 to accept, or the CONNACK return code to
+   * refuse with (4 bad user name or password, 5 not authorized) [MQTT-3.2.2-5].
+   */
+  authenticate?: (client: Client, username: string | undefined, password: Buffer | undefined) => Promise<number>
+  /** A further subscribe check after the built-in `$res`/`$inbox` rules; false refuses with SUBACK 0x80. */
+  allowSubscribe?: (client: Client, filter: string) => boolean
+  /** Before CONNECT is processed; false closes the connection (connection-rate limits). */
+  preConnect?: (client: Client) => boolean
+  /** Before each delivery to a client; false drops that delivery (slow consumers, per-client ACLs). */
+  allowForward?: (client: Client, packet: PublishPacket) => boolean
 }
 
 export interface BrokerOptions {
@@ -30,6 +43,8 @@ export interface Broker {
   /** Filters held by connected clients, for "is anyone listening" answers. */
   readonly subscriptions: SubscriptionIndex<Client>
   hooks: BrokerHooks
+  /** Serves one MQTT connection (a TCP socket or a WebSocket duplex). */
+  handle: (conn: Duplex, req?: IncomingMessage) => void
   listenTcp: (port: number, host: string) => Promise<AddressInfo>
   /** Publishes on behalf of the gateway, bypassing authorizePublish. */
   publish: (topic: string, payload: Buffer, qos: 0 | 1, retain: boolean, cb: (err?: Error | null) => void) => void
@@ -55,8 +70,23 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
       }
       callback(null)
     },
+    preConnect (client, _packet, callback) {
+      const ok = state.hooks.preConnect?.(client) ?? true
+      callback(ok ? null : new Error('connection refused by limits'), ok)
+    },
+    authenticate (client, username, password, callback) {
+      const hook = state.hooks.authenticate
+      if (hook === undefined) { callback(null, true); return }
+      hook(client, username, password).then(code => {
+        if (code === 0) callback(null, true)
+        else callback(Object.assign(new Error('not authorized'), { returnCode: code }) as Parameters<typeof callback>[0], false)
+      }, () => callback(Object.assign(new Error('authentication failed'), { returnCode: 3 }) as Parameters<typeof callback>[0], false))
+    },
+    authorizeForward (client, packet) {
+      return state.hooks.allowForward === undefined || state.hooks.allowForward(client, packet) ? packet : null
+    },
     authorizeSubscribe (client, sub, callback) {
-      const allowed = subscriptionAllowed(client, sub)
+      const allowed = subscriptionAllowed(client, sub) && (state.hooks.allowSubscribe?.(client, sub.topic) ?? true)
       if (!allowed) state.hooks.refused?.(client, `subscribe to ${sub.topic}`)
       // null negates just this subscription: SUBACK 0x80 [MQTT-3.9.3], the connection stays.
       callback(null, allowed ? sub : null)
@@ -90,8 +120,12 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
 
   let tcp: Server | undefined
   const sockets = new Set<Socket>()
+  const handle = (conn: Duplex, req?: IncomingMessage): void => {
+    aedes.handle(conn, req)
+  }
 
   return {
+    handle,
     aedes,
     subscriptions,
     get hooks () { return state.hooks },
@@ -101,7 +135,7 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
       const server = createServer({ noDelay: true }, socket => {
         sockets.add(socket)
         socket.on('close', () => sockets.delete(socket))
-        aedes.handle(socket)
+        handle(socket)
       })
       tcp = server
       return new Promise((resolve, reject) => {

@@ -42,7 +42,15 @@ export const CONFIG_FIELDS = {
   maxSubscriptions: { kind: 'int', env: 'RTW_MAX_SUBSCRIPTIONS', flag: '--max-subscriptions', default: 128, min: 1, doc: 'Subscriptions per client (SUBACK 0x80 above it)' },
   maxTopicLength: { kind: 'int', env: 'RTW_MAX_TOPIC_LENGTH', flag: '--max-topic-length', default: 1024, min: 16, doc: 'Longest topic or filter in bytes' },
   maxTopicLevels: { kind: 'int', env: 'RTW_MAX_TOPIC_LEVELS', flag: '--max-topic-levels', default: 32, min: 2, doc: 'Most levels in a topic or filter (at most 100)' },
-  maxOutboundBytes: { kind: 'int', env: 'RTW_MAX_OUTBOUND_BYTES', flag: '--max-outbound-bytes', default: 1_048_576, min: 1024, doc: 'Unsent bytes queued for one client before it is disconnected as a slow consumer' }
+  maxOutboundBytes: { kind: 'int', env: 'RTW_MAX_OUTBOUND_BYTES', flag: '--max-outbound-bytes', default: 1_048_576, min: 1024, doc: 'Unsent bytes queued for one client before it is disconnected as a slow consumer' },
+  amqpUrl: { kind: 'optional', env: 'RTW_AMQP_URL', flag: '--amqp-url', default: '', doc: 'RabbitMQ URL (amqp://user:pass@host:5672/vhost); empty turns RabbitMQ off' },
+  queuedServices: { kind: 'optional', env: 'RTW_QUEUED_SERVICES', flag: '--queued-services', default: '', doc: 'Comma list of services whose requests go to the durable RabbitMQ queue rtw.req.<service> (needs amqpUrl)' },
+  amqpExchange: { kind: 'string', env: 'RTW_AMQP_EXCHANGE', flag: '--amqp-exchange', default: 'amq.topic', doc: 'Topic exchange the MQTT<->AMQP bridge mirrors to and from' },
+  amqpBridgeOut: { kind: 'optional', env: 'RTW_AMQP_BRIDGE_OUT', flag: '--amqp-bridge-out', default: '#', doc: 'Comma list of MQTT filters whose publishes are mirrored to amqpExchange; empty turns it off ("$" topics never are)' },
+  amqpBridgeIn: { kind: 'optional', env: 'RTW_AMQP_BRIDGE_IN', flag: '--amqp-bridge-in', default: '#', doc: 'Comma list of MQTT filters: messages on amqpExchange whose routing key maps into them are delivered to MQTT; empty turns it off' },
+  amqpReconnectMaxMs: { kind: 'int', env: 'RTW_AMQP_RECONNECT_MAX_MS', flag: '--amqp-reconnect-max-ms', default: 5_000, min: 100, doc: 'Longest wait between RabbitMQ reconnect attempts (exponential backoff with jitter, from 100 ms)' },
+  asyncResultTtlMs: { kind: 'int', env: 'RTW_ASYNC_RESULT_TTL_MS', flag: '--async-result-ttl-ms', default: 600_000, min: 1, doc: 'How long the result of a respond-async request to a queued service stays readable at /requests/<handle>' },
+  asyncResultMaxBytes: { kind: 'int', env: 'RTW_ASYNC_RESULT_MAX_BYTES', flag: '--async-result-max-bytes', default: 67_108_864, min: 1024, doc: 'Memory for stored async results; past it the oldest are dropped early' }
 } as const satisfies Record<string, Field>
 
 type Fields = typeof CONFIG_FIELDS

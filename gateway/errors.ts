@@ -13,6 +13,7 @@ export const ERRORS = {
   RTW_NO_RESPONDER: { status: 404, message: 'No responder is subscribed for this service' },
   RTW_NO_RETAINED: { status: 404, message: 'No retained message on this topic' },
   RTW_ROUTE_NOT_FOUND: { status: 404, message: 'No such route' },
+  RTW_RESULT_NOT_FOUND: { status: 404, message: 'No async result with this handle: it never existed, or its retention time has passed' },
   RTW_PAYLOAD_TOO_LARGE: { status: 413, message: 'The body is larger than the configured limit' },
   RTW_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Unsupported content type' },
   RTW_TOO_MANY_REQUESTS: { status: 429, message: 'Too many requests are in flight' },

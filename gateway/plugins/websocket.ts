@@ -28,7 +28,7 @@ async function websocketPlugin (app: FastifyInstance): Promise<void> {
       return
     }
     wss.handleUpgrade(req, socket, head, ws => {
-      app.broker.aedes.handle(webSocketDuplex(ws), req)
+      app.broker.handle(webSocketDuplex(ws), req)
     })
   }
   app.server.on('upgrade', onUpgrade)
