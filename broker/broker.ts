@@ -23,7 +23,9 @@ export interface BrokerHooks {
    * refuse with (4 bad user name or password, 5 not authorized) [MQTT-3.2.2-5].
    */
   authenticate?: (client: Client, username: string | undefined, password: Buffer | undefined) => Promise<number>
-  /** A further subscribe check after the built-in `$res`/`$inbox` rules; false refuses with SUBACK 0x80. */
+  /** The token's subscribe grants (auth), checked after the built-in `$res`/`$inbox` rules; false refuses with SUBACK 0x80. */
+  aclSubscribe?: (client: Client, filter: string) => boolean
+  /** A further subscribe check (limits); false refuses with SUBACK 0x80. */
   allowSubscribe?: (client: Client, filter: string) => boolean
   /** Before CONNECT is processed; false closes the connection (connection-rate limits). */
   preConnect?: (client: Client) => boolean
@@ -86,7 +88,10 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
       return state.hooks.allowForward === undefined || state.hooks.allowForward(client, packet) ? packet : null
     },
     authorizeSubscribe (client, sub, callback) {
-      const allowed = subscriptionAllowed(client, sub) && (state.hooks.allowSubscribe?.(client, sub.topic) ?? true)
+      const hooks = state.hooks
+      const allowed = subscriptionAllowed(client, sub) &&
+        (hooks.aclSubscribe?.(client, sub.topic) ?? true) &&
+        (hooks.allowSubscribe?.(client, sub.topic) ?? true)
       if (!allowed) state.hooks.refused?.(client, `subscribe to ${sub.topic}`)
       // null negates just this subscription: SUBACK 0x80 [MQTT-3.9.3], the connection stays.
       callback(null, allowed ? sub : null)
