@@ -23,7 +23,21 @@ export interface BrokerPort {
 export interface RequestQueue {
   handles: (service: string) => boolean
   readonly ready: boolean
-  send: (service: string, topic: string, envelope: Buffer, expiresInMs: number, cb: (err?: Error | null) => void) => void
+  send: (request: QueuedRequest, cb: (err?: Error | null) => void) => void
+}
+
+/** One request for a queued service, as the queue needs it. */
+export interface QueuedRequest {
+  service: string
+  /** The MQTT request topic it would have had: `$req/<service>/<path…>`. */
+  topic: string
+  /** The correlation id, also the envelope's `id`. */
+  id: string
+  envelope: Buffer
+  /** Not worth processing after this long (the caller's timeout); 0 means no limit. */
+  expiresInMs: number
+  /** False for fire-and-forget: nobody waits for a reply [P-2.5]. */
+  expectsReply: boolean
 }
 
 export interface BridgeOptions {
@@ -101,30 +115,43 @@ export class Bridge {
     }
     if (c.noReply) {
       // [P-2.5] an empty replyTo tells the responder that nobody waits.
-      this.dispatch(c.service, topic, encodeRequest(env), c.timeoutMs, () => {})
+      this.dispatch(c.service, topic, id, encodeRequest(env), c.timeoutMs, false, () => {})
       return { ok: true, id }
     }
     this.correlator.register(id, c.service, c.timeoutMs, onSettle)
-    this.dispatch(c.service, topic, encodeRequest(env), c.timeoutMs, err => {
-      if (err) this.correlator.settle(id, { kind: 'error', code: 'RTW_PUBLISH_FAILED', message: err.message })
+    this.dispatch(c.service, topic, id, encodeRequest(env), c.timeoutMs, true, err => {
+      if (err) this.correlator.settle(id, { kind: 'error', code: this.publishFailure(c.service), message: err.message })
     })
     return { ok: true, id }
   }
 
   /** Sends a request envelope to its service: into the queue for queued services, else on MQTT. */
-  private dispatch (service: string, topic: string, envelope: Buffer, timeoutMs: number, cb: (err?: Error | null) => void): void {
-    if (this.queue?.handles(service) === true) this.queue.send(service, topic, envelope, timeoutMs, cb)
+  private dispatch (service: string, topic: string, id: string, envelope: Buffer, timeoutMs: number, expectsReply: boolean, cb: (err?: Error | null) => void): void {
+    if (this.queue?.handles(service) === true) this.queue.send({ service, topic, id, envelope, expiresInMs: timeoutMs, expectsReply }, cb)
     else this.port.publish(topic, envelope, this.opts.requestQos, false, cb)
   }
 
-  /** A reply that came back through the queue's reply path rather than `$res/…`. */
-  settleFromQueue (id: string, payload: Buffer): void {
+  /** A queue that did not confirm a request is unavailable; the broker that did not take a publish failed it. */
+  private publishFailure (service: string): ErrorCode {
+    return this.queue?.handles(service) === true ? 'RTW_QUEUE_UNAVAILABLE' : 'RTW_PUBLISH_FAILED'
+  }
+
+  /**
+   * A reply that came back through the queue's reply path rather than `$res/…`.
+   * Returns null when it answered its caller, 'bad-reply' when it answered with
+   * 502 because it could not be decoded, or why it was dropped.
+   */
+  settleFromQueue (id: string, payload: Buffer): DropReason | 'bad-reply' | null {
     const decoded = decodeReply(payload)
     const outcome: Outcome = decoded.ok
       ? { kind: 'reply', reply: decoded.reply }
       : { kind: 'error', code: 'RTW_BAD_REPLY', message: `${ERRORS.RTW_BAD_REPLY.message}: ${decoded.reason}` }
     const dropped = this.correlator.settle(id, outcome)
-    if (dropped !== null) this.onDrop(dropped, `queue reply id=${id}`)
+    if (dropped !== null) {
+      this.onDrop(dropped, `queue reply id=${id}`)
+      return dropped
+    }
+    return decoded.ok ? null : 'bad-reply'
   }
 
   /**
@@ -205,8 +232,8 @@ export class Bridge {
       deadline: Date.now() + timeoutMs
     }
     if (this.queue?.handles(target.service) === true) {
-      this.dispatch(target.service, topic, encodeRequest(env), timeoutMs, err => {
-        if (err) this.correlator.settle(id, { kind: 'error', code: 'RTW_PUBLISH_FAILED', message: err.message })
+      this.dispatch(target.service, topic, id, encodeRequest(env), timeoutMs, true, err => {
+        if (err) this.correlator.settle(id, { kind: 'error', code: 'RTW_QUEUE_UNAVAILABLE', message: err.message })
       })
       return null
     }
