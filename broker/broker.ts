@@ -81,7 +81,8 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
       if (hook === undefined) { callback(null, true); return }
       hook(client, username, password).then(code => {
         if (code === 0) callback(null, true)
-        else callback(Object.assign(new Error('not authorized'), { returnCode: code }) as Parameters<typeof callback>[0], false)
+        // alreadyLogged: the hook logged the reason; Aedes re-emits this as clientError.
+        else callback(Object.assign(new Error('not authorized'), { returnCode: code, alreadyLogged: true }) as Parameters<typeof callback>[0], false)
       }, () => callback(Object.assign(new Error('authentication failed'), { returnCode: 3 }) as Parameters<typeof callback>[0], false))
     },
     authorizeForward (client, packet) {

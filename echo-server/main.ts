@@ -17,10 +17,17 @@ const client = mqtt.connect(url, {
 })
 
 client.on('connect', () => {
-  client.subscribe(topics, { qos: 1 }, err => {
-    if (err) console.error(`echo-server: subscribe failed: ${err.message}`)
-    else console.log(`echo-server: connected to ${url}, answering ${topics.join(' ')}`)
-  })
+  // MQTT.js leaves Nagle on. The PUBACK for a request and the reply are
+  // back-to-back small writes, and Nagle plus delayed ACK stalls the second
+  // one (PERF-NOTES pitfall 2). A WebSocket stream has no setNoDelay; ws sets it.
+  ;(client.stream as unknown as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true)
+  // One SUBSCRIBE per filter, so a token that may serve only some services still serves those.
+  for (const topic of topics) {
+    client.subscribe(topic, { qos: 1 }, (err, granted) => {
+      if (err || granted?.[0]?.qos === 128) console.error(`echo-server: not allowed to answer ${topic}`)
+      else console.log(`echo-server: connected to ${url}, answering ${topic}`)
+    })
+  }
 })
 client.on('reconnect', () => console.log('echo-server: reconnecting'))
 client.on('error', err => console.error(`echo-server: ${err.message}`))

@@ -5,6 +5,7 @@ import type { Config } from './config.js'
 import { ERRORS, GatewayError, errorBody, type ErrorCode } from './errors.js'
 import brokerPlugin from './plugins/broker.js'
 import websocketPlugin from './plugins/websocket.js'
+import authPlugin from './plugins/auth.js'
 import apiRoutes from './routes/api.js'
 import publishRoutes from './routes/publish.js'
 import healthRoutes from './routes/health.js'
@@ -59,6 +60,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   })
 
   await app.register(brokerPlugin)
+  await app.register(authPlugin)
   await app.register(websocketPlugin)
   await app.register(apiRoutes)
   await app.register(publishRoutes)

@@ -131,6 +131,16 @@ function parseArgv (argv: string[]): { file?: string, values: Map<ConfigKey, str
   return { file, values, flags }
 }
 
+/** True when the config turns JWT auth on [P-11.1]. */
+export function authEnabled (config: Pick<Config, 'jwtSecret' | 'jwtPublicKeyFile' | 'jwksFile'>): boolean {
+  return config.jwtSecret !== '' || config.jwtPublicKeyFile !== '' || config.jwksFile !== ''
+}
+
+/** 127.0.0.0/8, ::1 and localhost; 0.0.0.0 and :: are every interface, not loopback. */
+export function isLoopback (host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
+}
+
 export interface LoadedConfig { config: Config, flags: Set<string> }
 
 export function loadConfig (sources: ConfigSources = {}): LoadedConfig {
@@ -163,6 +173,10 @@ export function loadConfig (sources: ConfigSources = {}): LoadedConfig {
   const config = out as Config
   if (config.requestTimeoutMs > config.maxTimeoutMs) {
     throw new ConfigError(`requestTimeoutMs (${config.requestTimeoutMs}) is above maxTimeoutMs (${config.maxTimeoutMs})`)
+  }
+  // [P-11.5] Like Mosquitto 2: no auth is allowed only on loopback unless asked for.
+  if (!authEnabled(config) && !isLoopback(config.host) && !config.allowAnonymous) {
+    throw new ConfigError(`refusing to listen on ${config.host} without auth: set RTW_JWT_SECRET (or a public key / JWKS), or pass --allow-anonymous (RTW_ALLOW_ANONYMOUS=1) to accept anonymous clients`)
   }
   if (config.maxTopicLevels > 100) throw new ConfigError(`maxTopicLevels may be at most 100, the broker's own ceiling (got ${config.maxTopicLevels})`)
   if ((config.tlsCertFile === '') !== (config.tlsKeyFile === '')) throw new ConfigError('tlsCertFile and tlsKeyFile go together')

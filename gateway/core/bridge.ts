@@ -240,6 +240,14 @@ export class Bridge {
     return encodeRequest(env)
   }
 
+  /** Answers an MQTT caller's request with an error without routing it, when its envelope names the caller's own inbox [P-4.5]. */
+  refuseCaller (clientId: string, payload: Buffer, code: ErrorCode): void {
+    const decoded = decodeCallerRequest(payload)
+    const id = decoded.ok ? decoded.request.id : decoded.id
+    const replyTo = decoded.ok ? decoded.request.replyTo : decoded.replyTo
+    if (id !== undefined && replyTo !== undefined && isOwnInbox(replyTo, clientId)) this.answerCaller(replyTo, id, code)
+  }
+
   /** [P-6.2] A gateway-made error reply to an MQTT-native caller: the same status and body REST would get. */
   private answerCaller (replyTo: string, callerId: string, code: ErrorCode, message?: string): void {
     const reply: Reply = {

@@ -55,7 +55,9 @@ async function brokerPlugin (app: FastifyInstance): Promise<void> {
       limited.warn('refused', `client ${client?.id ?? '?'} refused: ${what}`)
     }
   }
-  broker.aedes.on('clientError', (client, err) => limited.warn('client-error', `client ${client.id}: ${err.message}`))
+  broker.aedes.on('clientError', (client, err) => {
+    if ((err as { alreadyLogged?: boolean }).alreadyLogged !== true) limited.warn('client-error', `client ${client.id}: ${err.message}`)
+  })
   broker.aedes.on('connectionError', (_client, err) => limited.warn('connection-error', `connection: ${err.message}`))
 
   app.decorate('broker', broker)

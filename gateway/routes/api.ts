@@ -71,6 +71,8 @@ export default async function apiRoutes (app: FastifyInstance): Promise<void> {
 
   function handler (req: FastifyRequest, reply: FastifyReply): void {
     const target = parseTarget(req.url)
+    // [P-11.7] the token must grant calling this service.
+    if (!req.grants.mayCall(target.service)) throw new GatewayError('RTW_FORBIDDEN', `The token does not grant calling ${target.service}`)
     const headerTimeout = req.headers['x-rtw-timeout']
     const rawTimeout = target.timeoutParam ?? (typeof headerTimeout === 'string' ? headerTimeout : undefined)
     const timeoutMs = rawTimeout === undefined ? config.requestTimeoutMs : parseTimeout(rawTimeout, config.maxTimeoutMs)

@@ -58,6 +58,7 @@ function contentTypeOf (payload: Buffer): string {
 export default async function publishRoutes (app: FastifyInstance): Promise<void> {
   app.post('/publish', async (req, reply) => {
     const msg = parsePublishBody(req.body as Buffer | undefined)
+    if (!req.grants.mayPublish(msg.topic)) throw new GatewayError('RTW_FORBIDDEN', `The token does not grant publishing to ${msg.topic}`)
     const delivered = app.broker.subscriptions.hasMatch(msg.topic)
     await new Promise<void>((resolve, reject) => {
       app.broker.publish(msg.topic, msg.payload, msg.qos, msg.retain, err => {
@@ -80,6 +81,7 @@ export default async function publishRoutes (app: FastifyInstance): Promise<void
       throw new GatewayError('RTW_BAD_TOPIC', 'Invalid percent-encoding in the topic')
     }
     checkTopic(topic)
+    if (!req.grants.maySubscribe(topic)) throw new GatewayError('RTW_FORBIDDEN', `The token does not grant reading ${topic}`)
     const packet = await app.broker.readRetained(topic)
     if (packet === null) throw new GatewayError('RTW_NO_RETAINED')
     reply.header('content-type', contentTypeOf(packet.payload)).header('x-mqtt-qos', String(packet.qos))

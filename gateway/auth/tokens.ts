@@ -1,0 +1,74 @@
+// JWT verification [P-11.1]: HS256 with a shared secret, RS256/ES256 with a
+// PEM public key or a JWKS file. jose does the cryptography; this file only
+// chooses keys, checks the standard claims and caches good results.
+import { readFileSync } from 'node:fs'
+import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto'
+import { createLocalJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose'
+import type { Config } from '../config.js'
+export { authEnabled } from '../config.js'
+
+export type TokenResult =
+  | { ok: true, subject: string, claims: JWTPayload, expiresAt: number | undefined }
+  | { ok: false, reason: 'missing' | 'expired' | 'invalid', message: string }
+
+export interface TokenVerifier {
+  verify: (token: string | undefined) => Promise<TokenResult>
+}
+
+const CACHE_SIZE = 10_000
+
+export function createVerifier (config: Config): TokenVerifier {
+  const secret: KeyObject | undefined = config.jwtSecret === '' ? undefined : createSecretKey(Buffer.from(config.jwtSecret, 'utf8'))
+  const publicKey: KeyObject | undefined = config.jwtPublicKeyFile === '' ? undefined : createPublicKey(readFileSync(config.jwtPublicKeyFile, 'utf8'))
+  const jwks: JWTVerifyGetKey | undefined = config.jwksFile === '' ? undefined : createLocalJWKSet(JSON.parse(readFileSync(config.jwksFile, 'utf8')))
+
+  const algorithms: string[] = []
+  if (secret !== undefined) algorithms.push('HS256')
+  if (publicKey !== undefined || jwks !== undefined) algorithms.push('RS256', 'ES256')
+
+  const getKey: JWTVerifyGetKey = async (header, token) => {
+    if (header.alg === 'HS256' && secret !== undefined) return secret
+    if (jwks !== undefined && (header.kid !== undefined || publicKey === undefined)) return jwks(header, token)
+    if (publicKey !== undefined) return publicKey
+    throw new errors.JOSEAlgNotAllowed(`no key for ${header.alg}`)
+  }
+  const options = {
+    algorithms,
+    ...(config.jwtAudience === '' ? {} : { audience: config.jwtAudience }),
+    ...(config.jwtIssuer === '' ? {} : { issuer: config.jwtIssuer })
+  }
+
+  // Verified tokens by their text: a REST client sends the same token with every
+  // call, and signature checks would otherwise sit on the hot path.
+  const cache = new Map<string, TokenResult & { ok: true }>()
+
+  return {
+    async verify (token) {
+      if (token === undefined || token.length === 0) return { ok: false, reason: 'missing', message: 'no token' }
+      const hit = cache.get(token)
+      if (hit !== undefined) {
+        if (hit.expiresAt === undefined || hit.expiresAt > Date.now()) return hit
+        cache.delete(token)
+        return { ok: false, reason: 'expired', message: 'token expired' }
+      }
+      try {
+        const { payload } = await jwtVerify(token, getKey, options)
+        const result = {
+          ok: true as const,
+          subject: typeof payload.sub === 'string' ? payload.sub : '',
+          claims: payload,
+          expiresAt: typeof payload.exp === 'number' ? payload.exp * 1000 : undefined
+        }
+        if (cache.size >= CACHE_SIZE) {
+          const oldest = cache.keys().next().value
+          if (oldest !== undefined) cache.delete(oldest)
+        }
+        cache.set(token, result)
+        return result
+      } catch (err) {
+        if (err instanceof errors.JWTExpired) return { ok: false, reason: 'expired', message: 'token expired' }
+        return { ok: false, reason: 'invalid', message: err instanceof Error ? err.message : 'invalid token' }
+      }
+    }
+  }
+}

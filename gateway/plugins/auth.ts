@@ -1,0 +1,132 @@
+// Authentication and authorization for both transports (PROTOCOL.md §11):
+// the JWT rides in the MQTT CONNECT password (also over WebSocket) and in
+// `Authorization: Bearer` on REST, and its grants decide what its holder may do.
+import fp from 'fastify-plugin'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { Client } from '../../broker/broker.js'
+import { ALLOW_ALL, compileGrants, type Grants } from '../core/grants.js'
+import { parseReplyTopic, parseRequestTopic, REQ_PREFIX, RES_PREFIX, INBOX_PREFIX } from '../core/topics.js'
+import { authEnabled, createVerifier, type TokenVerifier } from '../auth/tokens.js'
+import { errorBody } from '../errors.js'
+import { LogLimiter } from '../log-limit.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The caller's grants; ALLOW_ALL when auth is off. */
+    grants: Grants
+  }
+}
+
+// CONNACK return codes [MQTT-3.2.2-3]: 4 bad user name or password, 5 not authorized.
+const CONNACK_BAD_CREDENTIALS = 4
+const CONNACK_NOT_AUTHORIZED = 5
+// setTimeout's ceiling; a later expiry is re-armed when the timer fires.
+const MAX_TIMER_MS = 2 ** 31 - 1
+
+const PROTECTED = /^\/(api|publish|retained)(\/|$|\?)/
+
+/** [P-11.6] A `$req` filter is a request to serve: allowed for a literal service the token may serve, or any with `serve: ["*"]`. */
+export function maySubscribeWith (grants: Grants, filter: string): boolean {
+  if (filter.startsWith(REQ_PREFIX) || filter === '$req') {
+    const service = filter.split('/')[1]
+    if (service === undefined || service === '+' || service === '#') return grants.mayServe('*')
+    return grants.mayServe(service)
+  }
+  if (filter.startsWith(INBOX_PREFIX)) return true // ownership is checked by the broker [P-1.6]
+  return grants.maySubscribe(filter)
+}
+
+/** [P-11.7] What a PUBLISH needs: call for `$req`, serve for `$res`, a publish grant for anything else. */
+export function mayPublishWith (grants: Grants, topic: string): boolean {
+  if (topic.startsWith(REQ_PREFIX)) {
+    const target = parseRequestTopic(topic)
+    return target === null || grants.mayCall(target.service) // a bad target is the bridge's 400 to answer
+  }
+  if (topic.startsWith(RES_PREFIX)) {
+    const rt = parseReplyTopic(topic)
+    return rt !== null && grants.mayServe(rt.service)
+  }
+  if (topic.startsWith(INBOX_PREFIX)) return true // dropped by the gateway anyway [P-1.7]
+  return grants.mayPublish(topic)
+}
+
+async function authPlugin (app: FastifyInstance): Promise<void> {
+  app.decorateRequest('grants', null as unknown as Grants)
+  if (!authEnabled(app.config)) {
+    app.log.warn(`No auth configured: anonymous clients may do anything. This is allowed only on a loopback address (${app.config.host}); set RTW_JWT_SECRET to turn auth on.`)
+    app.addHook('onRequest', async req => { req.grants = ALLOW_ALL })
+    return
+  }
+  const verifier: TokenVerifier = createVerifier(app.config)
+  const limited = new LogLimiter(app.log)
+  const sessions = new WeakMap<Client, { grants: Grants, timer: NodeJS.Timeout | undefined }>()
+  const broker = app.broker
+  // The verifier caches results per token, so this compiles each token's grants once.
+  const restGrants = new WeakMap<object, Grants>()
+  const grantsOf = (client: Client): Grants => sessions.get(client)?.grants ?? compileGrants({}, '')
+
+  const armExpiry = (client: Client, expiresAt: number): NodeJS.Timeout => {
+    const timer = setTimeout(() => {
+      if (Date.now() < expiresAt) { armExpiry(client, expiresAt); return }
+      // [P-11.4] an expired token ends the connection; there is no anonymous fallback.
+      limited.warn('token-expired', `client ${client.id}: token expired, disconnecting`)
+      client.close()
+    }, Math.min(MAX_TIMER_MS, Math.max(0, expiresAt - Date.now())))
+    timer.unref()
+    const s = sessions.get(client)
+    if (s !== undefined) s.timer = timer
+    return timer
+  }
+
+  broker.hooks.authenticate = async (client, _username, password) => {
+    // [P-11.1] the token is the CONNECT password, whatever the user name.
+    const result = await verifier.verify(password?.toString('utf8'))
+    if (!result.ok) {
+      limited.warn(`mqtt-auth-${result.reason}`, `client ${client.id}: ${result.reason} token (${result.message})`)
+      return result.reason === 'missing' ? CONNACK_NOT_AUTHORIZED : CONNACK_BAD_CREDENTIALS
+    }
+    sessions.set(client, { grants: compileGrants(result.claims.rtw, result.subject, client.id), timer: undefined })
+    if (result.expiresAt !== undefined) armExpiry(client, result.expiresAt)
+    return 0
+  }
+  broker.aedes.on('clientDisconnect', client => {
+    const s = sessions.get(client)
+    if (s?.timer !== undefined) clearTimeout(s.timer)
+    sessions.delete(client)
+  })
+  broker.hooks.aclSubscribe = (client, filter) => maySubscribeWith(grantsOf(client), filter)
+
+  const inner = broker.hooks.intercept
+  broker.hooks.intercept = (client, packet) => {
+    const grants = grantsOf(client)
+    if (!mayPublishWith(grants, packet.topic)) {
+      // [MQTT-3.3.5-2] acknowledged and dropped; an MQTT caller learns why in its inbox.
+      limited.warn('mqtt-publish-forbidden', `client ${client.id} may not publish to ${packet.topic}: dropped`)
+      if (packet.topic.startsWith(REQ_PREFIX)) app.bridge.refuseCaller(client.id, packet.payload as Buffer, 'RTW_FORBIDDEN')
+      return true
+    }
+    return inner?.(client, packet) ?? false
+  }
+
+  app.addHook('onRequest', async (req: FastifyRequest, reply) => {
+    if (!PROTECTED.test(req.url)) { req.grants = ALLOW_ALL; return }
+    const header = req.headers.authorization
+    const token = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7).trim() : undefined
+    const result = await verifier.verify(token)
+    if (!result.ok) {
+      // [P-11.4] 401 with the reason, as RFC 6750 §3 describes.
+      limited.warn(`rest-auth-${result.reason}`, `${req.method} ${req.url.slice(0, 200)}: ${result.reason} token`)
+      reply.code(401).header('www-authenticate', `Bearer error="invalid_token", error_description="${result.reason}"`)
+        .send(errorBody('RTW_UNAUTHORIZED', `Token ${result.reason}`))
+      return reply
+    }
+    let grants = restGrants.get(result)
+    if (grants === undefined) {
+      grants = compileGrants(result.claims.rtw, result.subject)
+      restGrants.set(result, grants)
+    }
+    req.grants = grants
+  })
+}
+
+export default fp(authPlugin, { name: 'rtw-auth', dependencies: ['rtw-broker'] })
