@@ -2,7 +2,6 @@
 // process so each gets a core. Every child is stopped when the bench exits,
 // fails or is interrupted.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { readFileSync } from 'node:fs'
 
 export interface Child {
   readonly name: string
@@ -112,17 +111,4 @@ export function installCleanup (): void {
   }
   process.once('uncaughtException', fatal)
   process.once('unhandledRejection', fatal)
-}
-
-/** CPU seconds (user + system) a process has used so far, from /proc; undefined off Linux. */
-export function cpuSeconds (pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    // Fields after the ")" that closes the command name: utime is the 12th, stime the 13th.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return (Number(fields[11]) + Number(fields[12])) / 100
-  } catch {
-    return undefined
-  }
 }

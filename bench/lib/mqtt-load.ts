@@ -12,6 +12,8 @@ export interface MqttLoad {
   requests: number
   /** Replies that were not 200 (including gateway error replies). */
   non2xx: number
+  /** Counts per reply status, and per error code for gateway-made errors. */
+  statuses: Record<string, number>
   errors: number
   timeouts: number
 }
@@ -33,6 +35,7 @@ async function connect (url: string, clientId: string): Promise<MqttClient> {
 export async function runMqttLoad (url: string, topic: string, body: string, requesters: number, durationS: number, qos: 0 | 1): Promise<MqttLoad> {
   const latencies = new LatencyRecorder()
   let non2xx = 0
+  const statuses: Record<string, number> = {}
   let errors = 0
   let timeouts = 0
   let running = true
@@ -65,10 +68,14 @@ export async function runMqttLoad (url: string, topic: string, body: string, req
       })
       if (reply === 'timeout') { timeouts++; continue }
       if (reply === 'error') { errors++; continue }
-      const parsed = JSON.parse(reply.toString('utf8')) as { id?: string, status?: number }
-      if (parsed.id !== id) errors++
-      else if (parsed.status !== 200) non2xx++
-      else latencies.record(Number(process.hrtime.bigint() - started) / 1e6)
+      const parsed = JSON.parse(reply.toString('utf8')) as { id?: string, status?: number, body?: unknown }
+      if (parsed.id !== id) { errors++; continue }
+      if (parsed.status === 200) { latencies.record(Number(process.hrtime.bigint() - started) / 1e6); continue }
+      non2xx++
+      let code = ''
+      try { code = ' ' + (JSON.parse(String(parsed.body)) as { error: { code: string } }).error.code } catch { /* not a gateway error */ }
+      const key = `${parsed.status ?? '?'}${code}`
+      statuses[key] = (statuses[key] ?? 0) + 1
     }
   })
 
@@ -78,5 +85,5 @@ export async function runMqttLoad (url: string, topic: string, body: string, req
   const elapsedS = Number(process.hrtime.bigint() - t0) / 1e9
   await Promise.all(clients.map(async c => c.endAsync()))
   const [p50, p99] = latencies.percentiles([50, 99]) as [number, number]
-  return { rps: latencies.count / elapsedS, p50, p99, requests: latencies.count + non2xx, non2xx, errors, timeouts }
+  return { rps: latencies.count / elapsedS, p50, p99, requests: latencies.count + non2xx, non2xx, statuses, errors, timeouts }
 }
