@@ -9,6 +9,7 @@ import authPlugin from './plugins/auth.js'
 import apiRoutes from './routes/api.js'
 import publishRoutes from './routes/publish.js'
 import healthRoutes from './routes/health.js'
+import staticPlugin from './plugins/static.js'
 import { LogLimiter } from './log-limit.js'
 
 export interface BuildOptions {
@@ -65,5 +66,6 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   await app.register(apiRoutes)
   await app.register(publishRoutes)
   await app.register(healthRoutes)
+  await app.register(staticPlugin)
   return app
 }
