@@ -23,7 +23,15 @@ export const apps = [
     name: 'rtw-echo',
     script: 'dist/echo-server/main.js',
     kill_timeout: 5000
-  }
+  },
+  // The echo service as a RabbitMQ worker for queued services (docs/AMQP.md §3),
+  // started only when RabbitMQ is configured: RTW_AMQP_URL=amqp://… RTW_QUEUED_SERVICES=echo npm start
+  ...(process.env.RTW_AMQP_URL ? [{
+    ...shared,
+    name: 'rtw-echo-amqp',
+    script: 'dist/echo-server/amqp-worker.js',
+    kill_timeout: 5000
+  }] : [])
 ]
 
 export default { apps }

@@ -5,6 +5,7 @@ import type { Config } from './config.js'
 import { ERRORS, GatewayError, errorBody, type ErrorCode } from './errors.js'
 import brokerPlugin from './plugins/broker.js'
 import websocketPlugin from './plugins/websocket.js'
+import amqpPlugin from './plugins/amqp.js'
 import authPlugin from './plugins/auth.js'
 import apiRoutes from './routes/api.js'
 import publishRoutes from './routes/publish.js'
@@ -63,6 +64,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   await app.register(brokerPlugin)
   await app.register(authPlugin)
   await app.register(websocketPlugin)
+  await app.register(amqpPlugin)
   await app.register(apiRoutes)
   await app.register(publishRoutes)
   await app.register(healthRoutes)

@@ -40,11 +40,7 @@ export class NotConnectedError extends Error {
   }
 }
 
-export interface AmqpConnection {
-  on(event: 'up', listener: (generation: number) => void): this
-  on(event: 'down', listener: (err: Error) => void): this
-}
-
+/** Emits 'up' (generation) after each successful (re)connect and 'down' (err) when an up connection is lost. */
 export class AmqpConnection extends EventEmitter {
   state: AmqpState = 'connecting'
   /** Increments on every successful connect; consumers use it to tell stale deliveries. */

@@ -6,6 +6,7 @@ import { createBroker, type Broker } from '../../broker/broker.js'
 import { Bridge } from '../core/bridge.js'
 import { INBOX_PREFIX, REQ_PREFIX, RES_PREFIX } from '../core/topics.js'
 import { LogLimiter } from '../log-limit.js'
+import { RESULT_TOPIC_PREFIX } from '../amqp/results.js'
 import type { Config } from '../config.js'
 
 declare module 'fastify' {
@@ -43,6 +44,11 @@ async function brokerPlugin (app: FastifyInstance): Promise<void> {
         // [P-4.2] a request is never retained: it would reach responders that subscribe later.
         packet.retain = false
         return false
+      }
+      if (topic.startsWith(RESULT_TOPIC_PREFIX)) {
+        // Async results (docs/AMQP.md §4) are published only by the gateway, so they cannot be forged.
+        limited.warn('result-publish', `client ${client.id} published to ${topic}: dropped`)
+        return true
       }
       if (topic.startsWith(INBOX_PREFIX)) {
         // [P-1.7] only the gateway delivers to inboxes, so replies there cannot be forged.

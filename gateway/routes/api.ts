@@ -5,6 +5,7 @@ import { endToEndHeaders } from '../core/envelope.js'
 import { isValidPath, isValidService } from '../core/topics.js'
 import type { Outcome } from '../core/correlator.js'
 import { GatewayError, errorBody, ERRORS } from '../errors.js'
+import { callQueuedAsync, isQueuedAsync, readResult } from '../amqp/async-call.js'
 
 export const API_PREFIX = '/api/'
 
@@ -78,6 +79,20 @@ export default async function apiRoutes (app: FastifyInstance): Promise<void> {
     const timeoutMs = rawTimeout === undefined ? config.requestTimeoutMs : parseTimeout(rawTimeout, config.maxTimeoutMs)
     const prefer = req.headers.prefer
     const noReply = timeoutMs === 0 || (typeof prefer === 'string' && prefer.includes('respond-async'))
+    if (isQueuedAsync(app, target.service, noReply)) {
+      // RabbitMQ-queued: 202 only once confirmed, with a status URL for the result (docs/AMQP.md §4).
+      callQueuedAsync(app, reply, {
+        service: target.service,
+        path: target.path,
+        method: req.method,
+        query: target.query,
+        headers: endToEndHeaders(req.headers, OWN_HEADERS),
+        body: req.body as Buffer | undefined,
+        timeoutMs,
+        noReply
+      })
+      return
+    }
     const started = bridge.call({
       service: target.service,
       path: target.path,
@@ -98,4 +113,5 @@ export default async function apiRoutes (app: FastifyInstance): Promise<void> {
 
   const methods = app.supportedMethods.filter(m => m !== 'CONNECT')
   app.route({ method: methods, url: '/api/*', handler })
+  app.get('/requests/:handle', (req, reply) => readResult(app, req, reply))
 }

@@ -7,8 +7,12 @@ export default async function healthRoutes (app: FastifyInstance): Promise<void>
 
   app.get('/readyz', async (_req, reply) => {
     const draining = app.bridge.draining
-    if (draining) reply.code(503)
-    return { status: draining ? 'draining' : 'ready', checks: { broker: app.broker.aedes.closed ? 'closed' : 'ok' } }
+    const checks: Record<string, string> = { broker: app.broker.aedes.closed ? 'closed' : 'ok' }
+    // RabbitMQ, when configured: while it is away the gateway is degraded (queued services answer 503).
+    if (app.amqp !== null) checks.amqp = app.amqp.conn.up ? 'ok' : app.amqp.conn.state
+    const degraded = Object.values(checks).some(c => c !== 'ok')
+    if (draining || degraded) reply.code(503)
+    return { status: draining ? 'draining' : degraded ? 'degraded' : 'ready', checks }
   })
 
   app.get('/stats', async () => {
@@ -18,7 +22,8 @@ export default async function healthRoutes (app: FastifyInstance): Promise<void>
       settled: c.settledCount,
       timedOut: c.timedOutCount,
       dropped: c.dropped,
-      clients: app.broker.aedes.connectedClients
+      clients: app.broker.aedes.connectedClients,
+      ...(app.amqp === null ? {} : { amqp: app.amqp.stats() })
     }
   })
 }

@@ -1,0 +1,48 @@
+// The echo service as a RabbitMQ worker, as the original project's echo.js was:
+// it consumes the durable queue rtw.req.<service> (prefetch + manual acks) and
+// answers with the same pure echo() the MQTT responder uses (docs/AMQP.md §3).
+//
+// Environment:
+//   RTW_AMQP_URL          RabbitMQ URL (required)
+//   ECHO_AMQP_SERVICES    comma list of queued services to serve (default "echo")
+//   ECHO_AMQP_PREFETCH    unacked requests held at once (default 10)
+//   ECHO_DELAY_MS         pretend each request takes this long (default 0)
+//   ECHO_AMQP_LOG_IDS=1   print one line per request handled (for tests)
+import { AmqpWorker } from '../gateway/amqp/worker.js'
+import { echo } from './echo.js'
+
+const url = process.env.RTW_AMQP_URL ?? ''
+if (url === '') {
+  console.error('amqp-worker: set RTW_AMQP_URL (e.g. amqp://guest:guest@127.0.0.1:5672)')
+  process.exit(78)
+}
+const services = (process.env.ECHO_AMQP_SERVICES ?? 'echo').split(',').map(s => s.trim()).filter(s => s.length > 0)
+const prefetch = Number(process.env.ECHO_AMQP_PREFETCH ?? '10')
+const delayMs = Number(process.env.ECHO_DELAY_MS ?? '0')
+const logIds = process.env.ECHO_AMQP_LOG_IDS === '1'
+
+const worker = new AmqpWorker({
+  url,
+  services,
+  prefetch: Number.isSafeInteger(prefetch) && prefetch > 0 ? prefetch : 10,
+  name: `rtw-echo-worker pid ${process.pid}`,
+  log: { info: msg => console.log(`amqp-worker: ${msg}`), warn: msg => console.error(`amqp-worker: ${msg}`) },
+  async handle (_request, raw, topic) {
+    if (delayMs > 0) await new Promise(resolve => setTimeout(resolve, delayMs))
+    return echo(topic, raw)?.payload ?? null
+  },
+  onEvent: logIds
+    ? e => {
+      if (e.kind === 'processed') console.log(`processed ${e.id} redelivered=${e.redelivered}`)
+      else if (e.kind === 'duplicate' || e.kind === 'expired') console.log(`${e.kind} ${e.id}`)
+    }
+    : undefined
+})
+worker.conn.on('up', () => console.log(`amqp-worker: consuming ${services.map(s => `rtw.req.${s}`).join(', ')} (prefetch ${prefetch})`))
+worker.start()
+
+const stop = (): void => {
+  worker.close().then(() => process.exit(0), () => process.exit(1))
+}
+process.on('SIGTERM', stop)
+process.on('SIGINT', stop)
