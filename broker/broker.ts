@@ -163,12 +163,13 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
       return null
     },
     async close () {
-      if (tcp !== undefined) {
-        const server = tcp
-        await new Promise<void>(resolve => server.close(() => resolve()))
-      }
+      // server.close() calls back only once every connection has ended, so stop
+      // accepting first, close the clients, and only then wait for it.
+      const server = tcp
+      const stopped = server === undefined ? Promise.resolve() : new Promise<void>(resolve => server.close(() => resolve()))
       await new Promise<void>(resolve => aedes.close(() => resolve()))
       for (const s of sockets) s.destroy()
+      await stopped
     }
   }
 }

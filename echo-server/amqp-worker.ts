@@ -7,7 +7,8 @@
 //   ECHO_AMQP_SERVICES    comma list of queued services to serve (default "echo")
 //   ECHO_AMQP_PREFETCH    unacked requests held at once (default 10)
 //   ECHO_DELAY_MS         pretend each request takes this long (default 0)
-//   ECHO_AMQP_LOG_IDS=1   print one line per request handled (for tests)
+//   ECHO_AMQP_LOG_IDS=1   print a line per request received and handled (for tests)
+//   RTW_AMQP_RECONNECT_MAX_MS  longest wait between reconnect attempts (default 5000)
 import { AmqpWorker } from '../gateway/amqp/worker.js'
 import { echo } from './echo.js'
 
@@ -20,12 +21,14 @@ const services = (process.env.ECHO_AMQP_SERVICES ?? 'echo').split(',').map(s => 
 const prefetch = Number(process.env.ECHO_AMQP_PREFETCH ?? '10')
 const delayMs = Number(process.env.ECHO_DELAY_MS ?? '0')
 const logIds = process.env.ECHO_AMQP_LOG_IDS === '1'
+const reconnectMaxMs = Number(process.env.RTW_AMQP_RECONNECT_MAX_MS ?? '5000')
 
 const worker = new AmqpWorker({
   url,
   services,
   prefetch: Number.isSafeInteger(prefetch) && prefetch > 0 ? prefetch : 10,
   name: `rtw-echo-worker pid ${process.pid}`,
+  reconnectMaxMs: Number.isSafeInteger(reconnectMaxMs) && reconnectMaxMs >= 100 ? reconnectMaxMs : 5000,
   log: { info: msg => console.log(`amqp-worker: ${msg}`), warn: msg => console.error(`amqp-worker: ${msg}`) },
   async handle (_request, raw, topic) {
     if (delayMs > 0) await new Promise(resolve => setTimeout(resolve, delayMs))
@@ -33,7 +36,7 @@ const worker = new AmqpWorker({
   },
   onEvent: logIds
     ? e => {
-      if (e.kind === 'processed') console.log(`processed ${e.id} redelivered=${e.redelivered}`)
+      if (e.kind === 'processed' || e.kind === 'received') console.log(`${e.kind} ${e.id} redelivered=${e.redelivered}`)
       else if (e.kind === 'duplicate' || e.kind === 'expired') console.log(`${e.kind} ${e.id}`)
     }
     : undefined

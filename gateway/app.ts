@@ -34,7 +34,13 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     bodyLimit: config.bodyLimit,
     // One line per request would dominate the hot path; failures are logged below instead.
     logController: new LogController({ disableRequestLogging: true }),
-    return503OnClosing: true
+    return503OnClosing: true,
+    // The router refuses a URL it cannot decode (e.g. "%zz") before any handler
+    // runs; answer it in our error shape too [P-6.1].
+    frameworkErrors: (err, req, reply) => {
+      const code: ErrorCode = req.url.startsWith('/api/') ? 'RTW_BAD_TARGET' : 'RTW_BAD_REQUEST'
+      reply.code(ERRORS[code].status).send(errorBody(code, err.message))
+    }
   })
   app.decorate('config', config)
 

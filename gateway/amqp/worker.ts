@@ -15,6 +15,7 @@ import { ackSafely, rejectSafely } from './acks.js'
 export type RequestHandler = (request: RequestEnvelope, raw: Buffer, topic: string) => Promise<Buffer | null> | Buffer | null
 
 export type WorkerEvent =
+  | { kind: 'received', id: string, service: string, redelivered: boolean }
   | { kind: 'processed', id: string, service: string, redelivered: boolean }
   | { kind: 'duplicate', id: string, service: string }
   | { kind: 'expired', id: string, service: string }
@@ -123,6 +124,7 @@ export class AmqpWorker {
       rejectSafely(ch, msg)
       return
     }
+    this.emit({ kind: 'received', id, service, redelivered: msg.fields.redelivered })
     const topic = msg.properties.headers?.[TOPIC_HEADER]
     const work = Promise.resolve().then(() => this.opts.handle(env, msg.content, typeof topic === 'string' ? topic : `$req/${service}${env.path}`))
     this.remember(id, work)

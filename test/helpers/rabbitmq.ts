@@ -136,3 +136,52 @@ export async function startRabbit (): Promise<TestRabbit> {
     }
   }
 }
+
+const root = join(import.meta.dirname, '..', '..')
+const WORKER_JS = join(root, 'dist', 'echo-server', 'amqp-worker.js')
+let built = false
+
+/** The echo AMQP worker runs from dist/ (npm test builds first); builds once when it is missing or stale. */
+async function ensureWorkerBuilt (): Promise<void> {
+  if (built) return
+  const { statSync } = await import('node:fs')
+  const src = join(root, 'echo-server', 'amqp-worker.ts')
+  const fresh = existsSync(WORKER_JS) && ['gateway/amqp/worker.ts', 'gateway/amqp/connection.ts', 'echo-server/echo.ts']
+    .every(f => statSync(join(root, f)).mtimeMs <= statSync(WORKER_JS).mtimeMs) && statSync(src).mtimeMs <= statSync(WORKER_JS).mtimeMs
+  if (!fresh) {
+    const tsc = startProcess(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.build.json')], { cwd: root })
+    await tsc.waitForExit(120_000)
+    if (!existsSync(WORKER_JS)) throw new Error(`could not build ${WORKER_JS}:\n${tsc.output()}`)
+  }
+  built = true
+}
+
+export interface WorkerProcessOptions {
+  services: string[]
+  prefetch?: number
+  delayMs?: number
+}
+
+/** Starts echo-server/amqp-worker as its own process and waits until it consumes. */
+export async function startEchoWorker (url: string, opts: WorkerProcessOptions): Promise<TestProcess> {
+  await ensureWorkerBuilt()
+  const worker = startProcess(process.execPath, [WORKER_JS], {
+    env: {
+      RTW_AMQP_URL: url,
+      ECHO_AMQP_SERVICES: opts.services.join(','),
+      ECHO_AMQP_PREFETCH: String(opts.prefetch ?? 10),
+      ECHO_DELAY_MS: String(opts.delayMs ?? 0),
+      ECHO_AMQP_LOG_IDS: '1',
+      RTW_AMQP_RECONNECT_MAX_MS: '500'
+    }
+  })
+  await worker.waitForOutput(/amqp-worker: consuming/, 30_000)
+  return worker
+}
+
+/** Ids a worker process reported, by event ("received" or "processed"). */
+export function workerIds (worker: TestProcess, kind: 'received' | 'processed'): string[] {
+  const out: string[] = []
+  for (const m of worker.output().matchAll(new RegExp(`^${kind} (\\S+) redelivered=(true|false)$`, 'gm'))) out.push(m[1] as string)
+  return out
+}
