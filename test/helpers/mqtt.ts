@@ -17,8 +17,15 @@ export async function subscribe (client: MqttClient, topic: string | string[], q
 
 /** Subscribes and returns the granted QoS per filter; 128 means refused. */
 export async function grantedQos (client: MqttClient, topic: string | string[], qos: 0 | 1 = 1): Promise<number[]> {
-  const granted = await client.subscribeAsync(topic, { qos })
-  return granted.map(g => g.qos)
+  try {
+    const granted = await client.subscribeAsync(topic, { qos })
+    return granted.map(g => g.qos)
+  } catch (err) {
+    // MQTT.js rejects when any filter got 0x80; the SUBACK it carries still has every return code.
+    const granted = (err as { packet?: { granted?: Array<number | { qos: number }> } }).packet?.granted
+    if (granted === undefined) throw err
+    return granted.map(g => typeof g === 'number' ? g : g.qos)
+  }
 }
 
 export interface Received { topic: string, payload: Buffer, retain: boolean }
