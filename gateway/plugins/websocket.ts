@@ -35,6 +35,9 @@ async function websocketPlugin (app: FastifyInstance): Promise<void> {
 
   app.addHook('preClose', async () => {
     app.server.off('upgrade', onUpgrade)
+    // Here, not in onClose: Fastify's server.close() runs before the plugins'
+    // onClose hooks and waits for every socket, upgraded ones included.
+    for (const ws of wss.clients) ws.terminate()
   })
   app.addHook('onClose', async () => {
     for (const ws of wss.clients) ws.terminate()
