@@ -5,7 +5,8 @@
 /** Codes the gateway answers with; test/unit/web-client-errors.test.ts keeps this list in sync. */
 export type GatewayErrorCode =
   | 'RTW_BAD_TARGET' | 'RTW_BAD_REQUEST' | 'RTW_BAD_TIMEOUT' | 'RTW_BAD_TOPIC' | 'RTW_BAD_JSON'
-  | 'RTW_NO_RESPONDER' | 'RTW_NO_RETAINED' | 'RTW_ROUTE_NOT_FOUND' | 'RTW_PAYLOAD_TOO_LARGE'
+  | 'RTW_UNAUTHORIZED' | 'RTW_FORBIDDEN' | 'RTW_NO_RESPONDER' | 'RTW_NO_RETAINED' | 'RTW_ROUTE_NOT_FOUND'
+  | 'RTW_RESULT_NOT_FOUND' | 'RTW_PAYLOAD_TOO_LARGE'
   | 'RTW_UNSUPPORTED_MEDIA_TYPE' | 'RTW_TOO_MANY_REQUESTS' | 'RTW_INTERNAL' | 'RTW_BAD_REPLY'
   | 'RTW_SHUTTING_DOWN' | 'RTW_QUEUE_UNAVAILABLE' | 'RTW_PUBLISH_FAILED' | 'RTW_REPLY_TIMEOUT'
 
@@ -31,7 +32,8 @@ export const CLIENT_ERRORS = {
 
 export type ClientErrorCode = keyof typeof CLIENT_ERRORS
 
-export type ErrorCode = GatewayErrorCode | ClientErrorCode
+/** A code this client knows, or a newer gateway's code it does not (still a string starting with RTW_). */
+export type ErrorCode = GatewayErrorCode | ClientErrorCode | (string & Record<never, never>)
 
 export interface ErrorResponse {
   status: number
