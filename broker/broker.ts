@@ -1,11 +1,13 @@
 // The embedded Aedes broker: construction, the TCP listener, subscription
 // tracking, and the one place where Aedes's callback hooks are adapted to ours.
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net'
+import { createServer as createTlsServer } from 'node:tls'
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { Aedes, type Client, type PublishPacket, type Subscription } from 'aedes'
 import { SubscriptionIndex } from '../gateway/core/subscriptions.js'
 import { RES_PREFIX, INBOX_PREFIX } from '../gateway/core/topics.js'
+import { checkTopic, connectViolation, textViolation, type TopicLimits } from './conformance.js'
 
 export type { Client, PublishPacket }
 
@@ -31,6 +33,12 @@ export interface BrokerHooks {
   preConnect?: (client: Client) => boolean
   /** Before each delivery to a client; false drops that delivery (slow consumers, per-client ACLs). */
   allowForward?: (client: Client, packet: PublishPacket) => boolean
+  /**
+   * A new connection, before Aedes sees a byte of it (`req` for WebSocket).
+   * False destroys it at once (connection-rate limits); it may also wrap the
+   * connection's reader (the packet-size guard).
+   */
+  accept?: (conn: Duplex, req?: IncomingMessage) => boolean
 }
 
 export interface BrokerOptions {
@@ -38,6 +46,10 @@ export interface BrokerOptions {
   drainTimeoutMs?: number
   /** Messages Aedes routes at once; see PERF-NOTES pitfall 5. */
   concurrency?: number
+  /** Longest topic and most levels: a PUBLISH over them closes the connection, a SUBSCRIBE gets 0x80. */
+  topicLimits?: TopicLimits
+  /** PEM certificate and key: listenTcp then serves mqtts. */
+  tls?: { cert: Buffer, key: Buffer }
 }
 
 export interface Broker {
@@ -58,12 +70,25 @@ export interface Broker {
 export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
   const subscriptions = new SubscriptionIndex<Client>()
   const state: { hooks: BrokerHooks } = { hooks: {} }
+  // Aedes's own ceiling (qlobber's max_words) when no limit is configured.
+  const topicLimits: TopicLimits = opts.topicLimits ?? { maxTopicLength: 65_535, maxTopicLevels: 100 }
+  const refuse = (reason: string): Error => Object.assign(new Error(reason), { alreadyLogged: true })
 
   const aedes = await Aedes.createBroker({
     concurrency: opts.concurrency ?? 1000,
     drainTimeout: opts.drainTimeoutMs ?? 10_000,
     heartbeatInterval: 60_000,
+    // A socket that sends no CONNECT is closed after this long (Aedes's default is 30 s), so idle floods cost little.
+    connectTimeout: 10_000,
     authorizePublish (client, packet, callback) {
+      // Ill-formed text closes the connection [MQTT-1.5.3-1], [MQTT-1.5.3-2]; so does a topic over the
+      // limits: MQTT 3.1.1 has no negative PUBACK, and [MQTT-3.3.5-2] allows closing instead.
+      const bad = checkTopic(packet.topic, topicLimits)
+      if (bad !== null) {
+        state.hooks.refused?.(client, `publish to ${JSON.stringify(packet.topic.slice(0, 100))}: ${bad.reason}; disconnected`)
+        callback(refuse(bad.reason))
+        return
+      }
       // [MQTT-3.3.2-2] wildcards are already refused by Aedes; $SYS is the broker's own.
       if (packet.topic.startsWith('$SYS/')) {
         state.hooks.refused?.(client, 'publish to $SYS')
@@ -72,7 +97,13 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
       }
       callback(null)
     },
-    preConnect (client, _packet, callback) {
+    preConnect (client, packet, callback) {
+      const bad = connectViolation(packet, topicLimits)
+      if (bad !== null) {
+        state.hooks.refused?.(null, `CONNECT ${bad}; disconnected`)
+        callback(refuse(bad), false)
+        return
+      }
       const ok = state.hooks.preConnect?.(client) ?? true
       callback(ok ? null : new Error('connection refused by limits'), ok)
     },
@@ -90,10 +121,16 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
     },
     authorizeSubscribe (client, sub, callback) {
       const hooks = state.hooks
-      const allowed = subscriptionAllowed(client, sub) &&
+      const bad = checkTopic(sub.topic, topicLimits)
+      if (bad?.close === true) {
+        hooks.refused?.(client, `subscribe: ${bad.reason}; disconnected`)
+        callback(refuse(bad.reason), null)
+        return
+      }
+      const allowed = bad === null && subscriptionAllowed(client, sub) &&
         (hooks.aclSubscribe?.(client, sub.topic) ?? true) &&
         (hooks.allowSubscribe?.(client, sub.topic) ?? true)
-      if (!allowed) state.hooks.refused?.(client, `subscribe to ${sub.topic}`)
+      if (!allowed) state.hooks.refused?.(client, `subscribe to ${JSON.stringify(sub.topic.slice(0, 100))}${bad === null ? '' : ': ' + bad.reason}`)
       // null negates just this subscription: SUBACK 0x80 [MQTT-3.9.3], the connection stays.
       callback(null, allowed ? sub : null)
     }
@@ -115,7 +152,15 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
     for (const s of subs) if ((s.qos as number) !== 128) subscriptions.add(client, s.topic)
   })
   aedes.on('unsubscribe', (topics: string[], client: Client) => {
-    for (const t of topics) subscriptions.remove(client, t)
+    for (const t of topics) {
+      subscriptions.remove(client, t)
+      // Aedes has no UNSUBSCRIBE hook: ill-formed text closes the connection once seen [MQTT-1.5.3-1], [MQTT-1.5.3-2].
+      const bad = textViolation(t)
+      if (bad !== null && !client.conn.destroyed) {
+        state.hooks.refused?.(client, `unsubscribe: topic filter ${bad}; disconnected`)
+        client.conn.destroy()
+      }
+    }
   })
   // Sessions restored with clean=false get their subscriptions without a 'subscribe' event.
   aedes.on('clientReady', (client: Client) => {
@@ -127,6 +172,10 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
   let tcp: Server | undefined
   const sockets = new Set<Socket>()
   const handle = (conn: Duplex, req?: IncomingMessage): void => {
+    if (state.hooks.accept?.(conn, req) === false) {
+      conn.destroy()
+      return
+    }
     aedes.handle(conn, req)
   }
 
@@ -138,11 +187,16 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
     set hooks (h: BrokerHooks) { state.hooks = h },
     listenTcp (port, host) {
       // noDelay: PUBACK and reply are back-to-back small writes; Nagle + delayed ACK stalls them (PERF-NOTES 2).
-      const server = createServer({ noDelay: true }, socket => {
+      const onSocket = (socket: Socket): void => {
         sockets.add(socket)
         socket.on('close', () => sockets.delete(socket))
         handle(socket)
-      })
+      }
+      const server = opts.tls === undefined
+        ? createServer({ noDelay: true }, onSocket)
+        // mqtts: the same broker behind TLS; a handshake must finish within 10 s.
+        : createTlsServer({ ...opts.tls, noDelay: true, handshakeTimeout: 10_000 }, onSocket)
+      server.on('tlsClientError', (err: Error) => state.hooks.refused?.(null, `TLS handshake failed: ${err.message}`))
       tcp = server
       return new Promise((resolve, reject) => {
         server.once('error', reject)

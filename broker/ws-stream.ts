@@ -5,11 +5,16 @@
 import { Duplex } from 'node:stream'
 import type { WebSocket } from 'ws'
 
-// Past this many unsent bytes, writes wait for the socket, so Aedes's own
-// backpressure (and its drainTimeout for slow consumers) applies.
+// Past this many unsent bytes (the gateway passes maxOutboundBytes), writes wait
+// for the socket, so Aedes's own backpressure (and its drainTimeout) applies.
 const HIGH_WATER = 1 << 20
 
-export function webSocketDuplex (ws: WebSocket): Duplex {
+/** A connection that can say how many bytes it holds that the peer has not taken yet. */
+export interface MeteredDuplex extends Duplex {
+  unsentBytes: () => number
+}
+
+export function webSocketDuplex (ws: WebSocket, highWater = HIGH_WATER): MeteredDuplex {
   let batch: Buffer[] = []
   let batchBytes = 0
   let waiting: Array<(err?: Error | null) => void> = []
@@ -44,7 +49,7 @@ export function webSocketDuplex (ws: WebSocket): Duplex {
         scheduled = true
         process.nextTick(flush)
       }
-      if (ws.bufferedAmount + batchBytes > HIGH_WATER) waiting.push(cb)
+      if (ws.bufferedAmount + batchBytes > highWater) waiting.push(cb)
       else cb()
     },
     final (cb) {
@@ -71,5 +76,5 @@ export function webSocketDuplex (ws: WebSocket): Duplex {
     duplex.destroy()
   })
   ws.on('error', err => duplex.destroy(err))
-  return duplex
+  return Object.assign(duplex, { unsentBytes: () => ws.bufferedAmount + batchBytes + duplex.writableLength })
 }

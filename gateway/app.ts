@@ -12,6 +12,10 @@ import publishRoutes from './routes/publish.js'
 import healthRoutes from './routes/health.js'
 import staticPlugin from './plugins/static.js'
 import { LogLimiter } from './log-limit.js'
+import limitsPlugin from './plugins/limits.js'
+import corsPlugin from './plugins/cors.js'
+import { clientErrorHandler } from './client-error.js'
+import { loadTls } from './tls.js'
 
 export interface BuildOptions {
   logger?: FastifyServerOptions['logger']
@@ -30,6 +34,11 @@ function codeFor (err: FastifyError): ErrorCode {
 
 export async function buildApp (config: Config, opts: BuildOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
+    // https (and so wss) on the same port when a certificate is configured. Spread
+    // as `object` so the instance keeps the http typing the plugins are written against.
+    ...({ https: loadTls(config) ?? null } as object),
+    // 400/408/431 from Node's HTTP parser, in our error shape.
+    clientErrorHandler: clientErrorHandler(),
     logger: opts.logger ?? (config.logLevel === 'silent' ? false : { level: config.logLevel }),
     bodyLimit: config.bodyLimit,
     // One line per request would dominate the hot path; failures are logged below instead.
@@ -68,7 +77,10 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   })
 
   await app.register(brokerPlugin)
+  // Before auth: a CORS preflight carries no token, and a refused Origin is answered first.
+  await app.register(corsPlugin)
   await app.register(authPlugin)
+  await app.register(limitsPlugin)
   await app.register(websocketPlugin)
   await app.register(amqpPlugin)
   await app.register(apiRoutes)

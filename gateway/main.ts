@@ -15,7 +15,8 @@ async function main (): Promise<void> {
   const mqtt = await app.broker.listenTcp(config.mqttPort, config.host)
   const http = app.server.address()
   const httpPort = typeof http === 'object' && http !== null ? http.port : config.httpPort
-  app.log.info(`RealTime-Web gateway ready: http://${config.host}:${httpPort} (REST /api, MQTT over WebSocket ${config.wsPath}), mqtt://${config.host}:${mqtt.port}`)
+  const tls = config.tlsCertFile !== ''
+  app.log.info(`RealTime-Web gateway ready: ${tls ? 'https' : 'http'}://${config.host}:${httpPort} (REST /api, MQTT over WebSocket ${config.wsPath}), ${tls ? 'mqtts' : 'mqtt'}://${config.host}:${mqtt.port}`)
 
   let stopping = false
   const stop = (signal: string): void => {

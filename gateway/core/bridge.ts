@@ -45,6 +45,8 @@ export interface BridgeOptions {
   maxInFlight: number
   defaultTimeoutMs: number
   maxTimeoutMs: number
+  /** Requests one caller (Call.owner, or an MQTT client) may have awaiting replies; 429 above it. */
+  maxInFlightPerOwner?: number
 }
 
 /** A REST call already split into its parts by the HTTP transport. */
@@ -58,6 +60,8 @@ export interface Call {
   timeoutMs: number
   /** Fire-and-forget: publish and do not wait [P-2.5]. */
   noReply: boolean
+  /** Who calls, for the per-caller in-flight limit: `sub:<token subject>` or `ip:<address>`. */
+  owner?: string
 }
 
 export type CallStart = { ok: true, id: string } | { ok: false, code: ErrorCode }
@@ -72,6 +76,7 @@ export class Bridge {
   queue: RequestQueue | undefined
   private readonly prefix = randomBytes(6).toString('base64url')
   private seq = 0
+  private readonly inFlightByOwner = new Map<string, number>()
 
   constructor (
     private readonly opts: BridgeOptions,
@@ -87,20 +92,34 @@ export class Bridge {
   }
 
   /** Checks shared by both kinds of caller, in the order PROTOCOL.md §6 lists them. */
-  private admit (service: string, topic: string): ErrorCode | null {
+  private admit (service: string, topic: string, owner?: string): ErrorCode | null {
     if (this.draining) return 'RTW_SHUTTING_DOWN'
     if (this.queue?.handles(service) === true) {
       // A queued service needs no online responder: the queue holds the request [P-10].
       if (!this.queue.ready) return 'RTW_QUEUE_UNAVAILABLE'
     } else if (!this.subscriptions.hasMatch(topic)) return 'RTW_NO_RESPONDER'
     if (this.correlator.full) return 'RTW_TOO_MANY_REQUESTS'
+    if (owner !== undefined && (this.inFlightByOwner.get(owner) ?? 0) >= (this.opts.maxInFlightPerOwner ?? Infinity)) return 'RTW_TOO_MANY_REQUESTS'
     return null
+  }
+
+  /** Counts a pending request against its owner until its one outcome [P-5.3]. */
+  private track (owner: string | undefined, onSettle: (outcome: Outcome, id: string) => void): (outcome: Outcome, id: string) => void {
+    if (owner === undefined) return onSettle
+    const owners = this.inFlightByOwner
+    owners.set(owner, (owners.get(owner) ?? 0) + 1)
+    return (outcome, id) => {
+      const n = (owners.get(owner) ?? 1) - 1
+      if (n === 0) owners.delete(owner)
+      else owners.set(owner, n)
+      onSettle(outcome, id)
+    }
   }
 
   /** Starts a REST-originated request; onSettle gets exactly one outcome unless noReply. */
   call (c: Call, onSettle: (outcome: Outcome, id: string) => void): CallStart {
     const topic = requestTopic(c.service, c.path)
-    const refused = this.admit(c.service, topic)
+    const refused = this.admit(c.service, topic, c.noReply ? undefined : c.owner)
     if (refused !== null) return { ok: false, code: refused }
     const id = this.nextId()
     const env: RequestEnvelope = {
@@ -118,7 +137,7 @@ export class Bridge {
       this.dispatch(c.service, topic, id, encodeRequest(env), c.timeoutMs, false, () => {})
       return { ok: true, id }
     }
-    this.correlator.register(id, c.service, c.timeoutMs, onSettle)
+    this.correlator.register(id, c.service, c.timeoutMs, this.track(c.owner, onSettle))
     this.dispatch(c.service, topic, id, encodeRequest(env), c.timeoutMs, true, err => {
       if (err) this.correlator.settle(id, { kind: 'error', code: this.publishFailure(c.service), message: err.message })
     })
@@ -210,16 +229,17 @@ export class Bridge {
       this.answerCaller(req.replyTo, req.id, 'RTW_BAD_TIMEOUT')
       return null
     }
-    const refused = this.admit(target.service, topic)
+    const owner = 'client:' + clientId
+    const refused = this.admit(target.service, topic, owner)
     if (refused !== null) {
       this.answerCaller(req.replyTo, req.id, refused)
       return null
     }
     const id = this.nextId()
-    this.correlator.register(id, target.service, timeoutMs, outcome => {
+    this.correlator.register(id, target.service, timeoutMs, this.track(owner, outcome => {
       if (outcome.kind === 'reply') this.port.publish(req.replyTo, encodeCallerReply(req.id, outcome.reply), 1, false, () => {})
       else this.answerCaller(req.replyTo, req.id, outcome.code, outcome.message)
-    })
+    }))
     const env: RequestEnvelope = {
       id,
       method: req.method,

@@ -6,6 +6,7 @@ import { createBroker, type Broker } from '../../broker/broker.js'
 import { Bridge } from '../core/bridge.js'
 import { INBOX_PREFIX, REQ_PREFIX, RES_PREFIX } from '../core/topics.js'
 import { LogLimiter } from '../log-limit.js'
+import { loadTls } from '../tls.js'
 import { RESULT_TOPIC_PREFIX } from '../amqp/results.js'
 import type { Config } from '../config.js'
 
@@ -19,12 +20,16 @@ declare module 'fastify' {
 
 async function brokerPlugin (app: FastifyInstance): Promise<void> {
   const config = app.config
-  const broker = await createBroker()
+  const broker = await createBroker({
+    topicLimits: { maxTopicLength: config.maxTopicLength, maxTopicLevels: config.maxTopicLevels },
+    tls: loadTls(config)
+  })
   const bridge = new Bridge({
     requestQos: config.requestQos as 0 | 1,
     maxInFlight: config.maxInFlight,
     defaultTimeoutMs: config.requestTimeoutMs,
-    maxTimeoutMs: config.maxTimeoutMs
+    maxTimeoutMs: config.maxTimeoutMs,
+    maxInFlightPerOwner: config.maxInFlightPerClient
   }, broker, broker.subscriptions)
 
   const limited = new LogLimiter(app.log)

@@ -1,14 +1,28 @@
 // MQTT over WebSocket on the HTTP port [P-1.8]: upgrades on config.wsPath are
-// handed to the embedded broker, every other upgrade is refused.
+// handed to the embedded broker, every other upgrade is refused. A browser
+// Origin outside allowedOrigins gets 403 and an address over connectRate 429,
+// both before the handshake.
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer } from 'ws'
 import { webSocketDuplex } from '../../broker/ws-stream.js'
+import { originAllowed, parseOriginPolicy } from '../core/origins.js'
+import { errorBody, ERRORS, type ErrorCode } from '../errors.js'
+import { LogLimiter } from '../log-limit.js'
 
 // MQTT-over-WebSocket subprotocol names, newest first [MQTT-6.0.0-3].
 const SUBPROTOCOLS = ['mqtt', 'mqttv3.1']
+
+/** An HTTP error answer written straight to the upgrading socket, which is then closed. */
+function refuseUpgrade (socket: Duplex, code: ErrorCode, message?: string): void {
+  const status = ERRORS[code].status
+  const body = JSON.stringify(errorBody(code, message))
+  const reason = status === 403 ? 'Forbidden' : status === 429 ? 'Too Many Requests' : 'Not Found'
+  const retry = status === 429 ? 'Retry-After: 1\r\n' : ''
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\n${retry}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
+}
 
 async function websocketPlugin (app: FastifyInstance): Promise<void> {
   const wss = new WebSocketServer({
@@ -17,18 +31,31 @@ async function websocketPlugin (app: FastifyInstance): Promise<void> {
     // connection and a third of the throughput (PERF-NOTES pitfall 3).
     perMessageDeflate: false,
     // Room for a body at the limit after base64 and the envelope around it.
-    maxPayload: Math.ceil(app.config.bodyLimit * 4 / 3) + 65_536,
+    // At least maxPacketSize, so a packet the broker accepts fits in one frame.
+    maxPayload: Math.max(Math.ceil(app.config.bodyLimit * 4 / 3) + 65_536, app.config.maxPacketSize),
     handleProtocols: (offered: Set<string>) => SUBPROTOCOLS.find(p => offered.has(p)) ?? false
   })
 
+  const origins = parseOriginPolicy(app.config.allowedOrigins)
+  const limited = new LogLimiter(app.log)
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     const path = (req.url ?? '').split('?')[0]
     if (path !== app.config.wsPath) {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
       return
     }
+    const origin = req.headers.origin
+    if (!originAllowed(origins, origin, req.headers.host)) {
+      limited.warn('ws-origin', `WebSocket from ${req.socket.remoteAddress ?? '?'}: origin ${JSON.stringify(origin?.slice(0, 200))} is not allowed; 403`)
+      refuseUpgrade(socket, 'RTW_ORIGIN_NOT_ALLOWED')
+      return
+    }
+    if (!app.limits.admitConnection(req.socket.remoteAddress)) {
+      refuseUpgrade(socket, 'RTW_TOO_MANY_REQUESTS', 'Too many new connections from this address')
+      return
+    }
     wss.handleUpgrade(req, socket, head, ws => {
-      app.broker.handle(webSocketDuplex(ws), req)
+      app.broker.handle(webSocketDuplex(ws, app.config.maxOutboundBytes), req)
     })
   }
   app.server.on('upgrade', onUpgrade)
@@ -45,4 +72,4 @@ async function websocketPlugin (app: FastifyInstance): Promise<void> {
   })
 }
 
-export default fp(websocketPlugin, { name: 'rtw-websocket', dependencies: ['rtw-broker'] })
+export default fp(websocketPlugin, { name: 'rtw-websocket', dependencies: ['rtw-broker', 'rtw-limits'] })

@@ -2,7 +2,9 @@
 // $req/<service>/<path…>, and its reply becomes the HTTP response [P-2], [P-3].
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { endToEndHeaders } from '../core/envelope.js'
-import { isValidPath, isValidService } from '../core/topics.js'
+import { isValidPath, isValidService, requestTopic } from '../core/topics.js'
+import { ALLOW_ALL } from '../core/grants.js'
+import { checkTopic } from '../../broker/conformance.js'
 import type { Outcome } from '../core/correlator.js'
 import { GatewayError, errorBody, ERRORS } from '../errors.js'
 import { callQueuedAsync, isQueuedAsync, readResult } from '../amqp/async-call.js'
@@ -68,12 +70,16 @@ function send (reply: FastifyReply, id: string, outcome: Outcome): void {
 
 export default async function apiRoutes (app: FastifyInstance): Promise<void> {
   const config = app.config
+  const topicLimits = { maxTopicLength: config.maxTopicLength, maxTopicLevels: config.maxTopicLevels }
   const bridge = app.bridge
 
   function handler (req: FastifyRequest, reply: FastifyReply): void {
     const target = parseTarget(req.url)
     // [P-11.7] the token must grant calling this service.
     if (!req.grants.mayCall(target.service)) throw new GatewayError('RTW_FORBIDDEN', `The token does not grant calling ${target.service}`)
+    // The request topic obeys the same maxTopicLength/maxTopicLevels as an MQTT client's.
+    const over = checkTopic(requestTopic(target.service, target.path), topicLimits)
+    if (over !== null) throw new GatewayError('RTW_BAD_TARGET', `The request topic ${over.reason}`)
     const headerTimeout = req.headers['x-rtw-timeout']
     const rawTimeout = target.timeoutParam ?? (typeof headerTimeout === 'string' ? headerTimeout : undefined)
     const timeoutMs = rawTimeout === undefined ? config.requestTimeoutMs : parseTimeout(rawTimeout, config.maxTimeoutMs)
@@ -101,7 +107,9 @@ export default async function apiRoutes (app: FastifyInstance): Promise<void> {
       headers: endToEndHeaders(req.headers, OWN_HEADERS),
       body: req.body as Buffer | undefined,
       timeoutMs,
-      noReply
+      noReply,
+      // maxInFlightPerClient counts per token subject, or per address without auth.
+      owner: req.grants === ALLOW_ALL ? 'ip:' + req.ip : 'sub:' + req.grants.subject
     }, (outcome, id) => send(reply, id, outcome))
     if (!started.ok) throw new GatewayError(started.code)
     if (noReply) {

@@ -23,6 +23,8 @@ export default async function healthRoutes (app: FastifyInstance): Promise<void>
       timedOut: c.timedOutCount,
       dropped: c.dropped,
       clients: app.broker.aedes.connectedClients,
+      // What the MQTT limits refused or dropped (README "Limits").
+      limits: app.limits.counters,
       ...(app.amqp === null ? {} : { amqp: app.amqp.stats() })
     }
   })

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import { isUtf8 } from 'node:buffer'
 import { isValidTopicName } from '../core/topics.js'
 import { GatewayError } from '../errors.js'
+import { checkTopic as checkTopicLimits, type TopicLimits } from '../../broker/conformance.js'
 
 // The $req/$res/$inbox protocol and the broker's $SYS are not for HTTP publishers [P-8.2].
 const RESERVED = /^\$(req|res|inbox|SYS)(\/|$)/
@@ -55,9 +56,17 @@ function contentTypeOf (payload: Buffer): string {
   }
 }
 
+/** maxTopicLength and maxTopicLevels apply to HTTP publishers as to MQTT ones. */
+function checkLimits (topic: string, limits: TopicLimits): void {
+  const over = checkTopicLimits(topic, limits)
+  if (over !== null) throw new GatewayError('RTW_BAD_TOPIC', `Topic ${over.reason}`)
+}
+
 export default async function publishRoutes (app: FastifyInstance): Promise<void> {
+  const limits: TopicLimits = { maxTopicLength: app.config.maxTopicLength, maxTopicLevels: app.config.maxTopicLevels }
   app.post('/publish', async (req, reply) => {
     const msg = parsePublishBody(req.body as Buffer | undefined)
+    checkLimits(msg.topic, limits)
     if (!req.grants.mayPublish(msg.topic)) throw new GatewayError('RTW_FORBIDDEN', `The token does not grant publishing to ${msg.topic}`)
     const delivered = app.broker.subscriptions.hasMatch(msg.topic)
     await new Promise<void>((resolve, reject) => {
@@ -81,6 +90,7 @@ export default async function publishRoutes (app: FastifyInstance): Promise<void
       throw new GatewayError('RTW_BAD_TOPIC', 'Invalid percent-encoding in the topic')
     }
     checkTopic(topic)
+    checkLimits(topic, limits)
     if (!req.grants.maySubscribe(topic)) throw new GatewayError('RTW_FORBIDDEN', `The token does not grant reading ${topic}`)
     const packet = await app.broker.readRetained(topic)
     if (packet === null) throw new GatewayError('RTW_NO_RETAINED')

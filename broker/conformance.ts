@@ -1,0 +1,73 @@
+// Checks the MQTT 3.1.1 specification requires and Aedes/mqtt-packet skip, and
+// the configured topic limits. Pure functions over already-decoded strings.
+//
+// mqtt-packet decodes every UTF-8 string with Buffer#toString, which turns an
+// ill-formed sequence (overlong forms, surrogates D800-DFFF, truncated
+// sequences) into U+FFFD and passes U+0000 through. So after decoding,
+// "ill-formed" can only be seen as U+FFFD: a string holding U+FFFD is treated
+// as ill-formed, which also refuses a literal, well-formed U+FFFD. That is the
+// documented price of not re-reading the raw bytes on every PUBLISH.
+
+/** Why a decoded MQTT string must close the connection, or null [MQTT-1.5.3-1], [MQTT-1.5.3-2]. */
+export function textViolation (s: string): string | null {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c === 0) return 'contains U+0000 [MQTT-1.5.3-2]'
+    if (c === 0xfffd) return 'is not well-formed UTF-8 [MQTT-1.5.3-1]'
+  }
+  return null
+}
+
+export interface TopicLimits {
+  /** Longest topic or filter, in UTF-8 bytes. */
+  maxTopicLength: number
+  /** Most levels ("/"-separated parts) in a topic or filter. */
+  maxTopicLevels: number
+}
+
+export type TopicVerdict = null | { close: boolean, reason: string }
+
+/**
+ * One pass over a topic name or filter: ill-formed text must close the
+ * connection; a topic over the configured limits is refused (the caller
+ * decides how: PUBLISH closes, SUBSCRIBE answers 0x80). O(length), no allocation
+ * unless the topic is long enough to need its UTF-8 length counted.
+ */
+export function checkTopic (topic: string, limits: TopicLimits): TopicVerdict {
+  let levels = 1
+  for (let i = 0; i < topic.length; i++) {
+    const c = topic.charCodeAt(i)
+    if (c === 47) levels++
+    else if (c === 0) return { close: true, reason: 'topic contains U+0000 [MQTT-1.5.3-2]' }
+    else if (c === 0xfffd) return { close: true, reason: 'topic is not well-formed UTF-8 [MQTT-1.5.3-1]' }
+  }
+  // A UTF-16 unit is 1 to 3 UTF-8 bytes, so the exact count is needed only in between.
+  if (topic.length > limits.maxTopicLength ||
+    (topic.length * 3 > limits.maxTopicLength && Buffer.byteLength(topic) > limits.maxTopicLength)) {
+    return { close: false, reason: `topic is longer than maxTopicLength (${limits.maxTopicLength} bytes)` }
+  }
+  if (levels > limits.maxTopicLevels) return { close: false, reason: `topic has ${levels} levels, more than maxTopicLevels (${limits.maxTopicLevels})` }
+  return null
+}
+
+interface ConnectFields {
+  clientId?: string
+  username?: string
+  will?: { topic?: string } | null
+}
+
+/** Why a CONNECT must close the connection, or null: ill-formed text in its strings, or a Will Topic no PUBLISH could use. */
+export function connectViolation (packet: ConnectFields, limits: TopicLimits): string | null {
+  const id = packet.clientId === undefined ? null : textViolation(packet.clientId)
+  if (id !== null) return `client id ${id}`
+  const user = packet.username === undefined ? null : textViolation(packet.username)
+  if (user !== null) return `user name ${user}`
+  const topic = packet.will?.topic
+  if (topic !== undefined) {
+    // The Will is published as a PUBLISH would be, so the same rules apply [MQTT-3.1.2-14], [MQTT-3.3.2-2].
+    if (topic.length === 0 || topic.includes('+') || topic.includes('#')) return 'Will Topic is not a valid topic name'
+    const bad = checkTopic(topic, limits)
+    if (bad !== null) return `Will Topic: ${bad.reason}`
+  }
+  return null
+}

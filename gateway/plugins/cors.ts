@@ -1,0 +1,64 @@
+// CORS for the REST API, and the browser Origin check in front of it
+// (config allowedOrigins). A request without Origin is not from a browser page
+// and passes untouched; that is also the only cost on the hot path.
+//   - Origin not allowed: 403 RTW_ORIGIN_NOT_ALLOWED, before anything runs.
+//   - Preflight (OPTIONS with Access-Control-Request-Method): answered 204 here,
+//     never bridged to a service and never asked for a token.
+//   - Anything else: Access-Control-Allow-Origin and -Expose-Headers are added.
+import fp from 'fastify-plugin'
+import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import { originAllowed, parseOriginPolicy } from '../core/origins.js'
+import { errorBody } from '../errors.js'
+import { LogLimiter } from '../log-limit.js'
+
+/** The routes a browser page may call cross-origin, with the methods each takes (null: any method, bridged). */
+const ROUTES: Array<[RegExp, string | null]> = [
+  [/^\/api\//, null],
+  [/^\/publish(\?|$)/, 'POST'],
+  [/^\/retained\//, 'GET, HEAD'],
+  [/^\/requests\//, 'GET, HEAD']
+]
+
+/** Response headers a page may read: the gateway's own, plus any a responder sets (`*`, as no credentials are used). */
+export const EXPOSED_HEADERS = 'X-Request-Id, Preference-Applied, Retry-After, WWW-Authenticate, X-MQTT-QoS, *'
+const TOKEN_LIST = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+(?:[ \t]*,[ \t]*[A-Za-z0-9!#$%&'*+.^_`|~-]+)*$/
+const TOKEN = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,32}$/
+
+function methodsFor (url: string): string | null | undefined {
+  for (const [re, methods] of ROUTES) if (re.test(url)) return methods
+  return undefined
+}
+
+async function corsPlugin (app: FastifyInstance): Promise<void> {
+  const policy = parseOriginPolicy(app.config.allowedOrigins)
+  const limited = new LogLimiter(app.log)
+
+  app.addHook('onRequest', (req: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
+    const origin = req.headers.origin
+    if (origin === undefined) { done(); return }
+    const methods = methodsFor(req.url)
+    if (methods === undefined) { done(); return }
+    if (!originAllowed(policy, origin, req.headers.host)) {
+      limited.warn('cors-origin', `${req.method} ${req.url.slice(0, 200)}: origin ${JSON.stringify(origin.slice(0, 200))} is not allowed; 403`)
+      reply.code(403).send(errorBody('RTW_ORIGIN_NOT_ALLOWED'))
+      return
+    }
+    reply.header('access-control-allow-origin', origin).header('vary', 'Origin')
+    const requested = req.headers['access-control-request-method']
+    if (req.method === 'OPTIONS' && typeof requested === 'string') {
+      const allowHeaders = req.headers['access-control-request-headers']
+      reply.code(204)
+        .header('access-control-allow-methods', methods ?? (TOKEN.test(requested) ? requested : 'GET'))
+        .header('access-control-max-age', '600')
+      if (typeof allowHeaders === 'string' && allowHeaders.length <= 2048 && TOKEN_LIST.test(allowHeaders)) {
+        reply.header('access-control-allow-headers', allowHeaders)
+      }
+      reply.send()
+      return
+    }
+    reply.header('access-control-expose-headers', EXPOSED_HEADERS)
+    done()
+  })
+}
+
+export default fp(corsPlugin, { name: 'rtw-cors' })

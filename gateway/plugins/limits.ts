@@ -1,0 +1,161 @@
+// Per-connection MQTT limits (README "Limits"): packet size, connection rate
+// per remote address, publish rate, subscriptions per client, and the outbound
+// buffer of slow consumers. Each is a broker hook; the per-PUBLISH and
+// per-delivery checks are O(1) and allocate nothing.
+import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+import type { IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
+import type { Client } from '../../broker/broker.js'
+import { guardConnection } from '../../broker/packet-guard.js'
+import type { MeteredDuplex } from '../../broker/ws-stream.js'
+import { KeyedRateLimiter, TokenBucket } from '../core/rate-limit.js'
+import { LogLimiter } from '../log-limit.js'
+
+export interface LimitCounters {
+  /** Connections closed because a packet announced more than maxPacketSize bytes. */
+  oversizePackets: number
+  /** Connections closed because a Remaining Length ran past 4 bytes [MQTT-2.2.3]. */
+  malformedPackets: number
+  /** New connections refused by the per-address connection rate (TCP closed, WebSocket 429). */
+  connectionsRefused: number
+  /** PUBLISH packets acknowledged and dropped by the per-client publish rate. */
+  publishesDropped: number
+  /** Subscriptions refused (SUBACK 0x80) by maxSubscriptions. */
+  subscriptionsRefused: number
+  /** Clients disconnected for holding more than maxOutboundBytes unsent. */
+  slowConsumers: number
+}
+
+export interface Limits {
+  readonly counters: LimitCounters
+  /** Takes a connection token for a remote address; false when it connects too fast. */
+  admitConnection: (address: string | undefined) => boolean
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    limits: Limits
+  }
+}
+
+interface ConnectionState {
+  bucket: TokenBucket
+  filters: Set<string>
+  unsent: () => number
+}
+
+const STATE = Symbol('rtw.limits')
+type Tagged = Duplex & { [STATE]?: ConnectionState }
+
+const stateOf = (client: Client): ConnectionState | undefined => (client.conn as Tagged)[STATE]
+
+/**
+ * Lets a TCP socket queue up to `bytes` before write() reports backpressure.
+ * Below the outbound limit Aedes then never waits for 'drain' (which would hold
+ * one of its routing slots per message, PERF-NOTES pitfall 5); above it the
+ * client is disconnected. Node has no public setter for a stream's high-water mark.
+ */
+function raiseWriteHighWater (conn: Duplex, bytes: number): void {
+  const ws = (conn as unknown as { _writableState?: { highWaterMark?: unknown } })._writableState
+  if (ws !== undefined && typeof ws.highWaterMark === 'number' && ws.highWaterMark < bytes) ws.highWaterMark = bytes
+}
+
+async function limitsPlugin (app: FastifyInstance): Promise<void> {
+  const config = app.config
+  const broker = app.broker
+  const limited = new LogLimiter(app.log)
+  const counters: LimitCounters = {
+    oversizePackets: 0,
+    malformedPackets: 0,
+    connectionsRefused: 0,
+    publishesDropped: 0,
+    subscriptionsRefused: 0,
+    slowConsumers: 0
+  }
+  const connectRate = new KeyedRateLimiter(config.connectRate, config.connectRate)
+
+  const admitConnection = (address: string | undefined): boolean => {
+    if (connectRate.take(address ?? '?', Date.now())) return true
+    counters.connectionsRefused++
+    limited.warn('connect-rate', `${address ?? '?'}: more than ${config.connectRate} new connections per second (connectRate); refused`)
+    return false
+  }
+  app.decorate('limits', { counters, admitConnection })
+
+  const hooks = broker.hooks
+
+  hooks.accept = (conn: Duplex, req?: IncomingMessage): boolean => {
+    const address = req?.socket.remoteAddress ?? (conn as Duplex & { remoteAddress?: string }).remoteAddress
+    // WebSocket upgrades were admitted (or answered 429) before the handshake.
+    if (req === undefined && !admitConnection(address)) return false
+    const meter = (conn as Partial<MeteredDuplex>).unsentBytes
+    if (meter === undefined) raiseWriteHighWater(conn, config.maxOutboundBytes)
+    guardConnection(conn, config.maxPacketSize, v => {
+      if (v.kind === 'too-large') {
+        counters.oversizePackets++
+        limited.warn('packet-too-large', `${address ?? '?'}: a packet of ${v.size} bytes is over maxPacketSize (${config.maxPacketSize}); disconnected`)
+      } else {
+        counters.malformedPackets++
+        limited.warn('packet-malformed', `${address ?? '?'}: Remaining Length longer than 4 bytes [MQTT-2.2.3]; disconnected`)
+      }
+    })
+    ;(conn as Tagged)[STATE] = {
+      bucket: new TokenBucket(config.publishRate, config.publishRate, Date.now()),
+      filters: new Set(),
+      unsent: meter === undefined ? () => conn.writableLength : meter
+    }
+    return true
+  }
+
+  // [MQTT-3.3.5-2] lets a server acknowledge a PUBLISH it will not deliver. Over
+  // the rate, a publish is acknowledged (Aedes sent PUBACK already) and dropped:
+  // a bursty client keeps its connection and subscriptions, and only the excess is lost.
+  const inner = hooks.intercept
+  hooks.intercept = (client, packet) => {
+    const s = stateOf(client)
+    if (s !== undefined && !s.bucket.take(Date.now())) {
+      counters.publishesDropped++
+      limited.warn('publish-rate', `client ${client.id}: more than ${config.publishRate} publishes per second (publishRate); dropped`)
+      return true
+    }
+    return inner?.(client, packet) ?? false
+  }
+
+  const innerSubscribe = hooks.allowSubscribe
+  hooks.allowSubscribe = (client, filter) => {
+    if (innerSubscribe !== undefined && !innerSubscribe(client, filter)) return false
+    const s = stateOf(client)
+    if (s === undefined || s.filters.has(filter)) return true
+    if (s.filters.size >= config.maxSubscriptions) {
+      counters.subscriptionsRefused++
+      limited.warn('max-subscriptions', `client ${client.id}: already holds ${config.maxSubscriptions} subscriptions (maxSubscriptions); SUBACK 0x80`)
+      return false
+    }
+    s.filters.add(filter)
+    return true
+  }
+  broker.aedes.on('unsubscribe', (topics: string[], client: Client) => {
+    const s = stateOf(client)
+    if (s !== undefined) for (const t of topics) s.filters.delete(t)
+  })
+
+  // A consumer that does not read: its unsent bytes stop growing at
+  // maxOutboundBytes, where it is disconnected instead (PERF-NOTES pitfall 5).
+  const innerForward = hooks.allowForward
+  hooks.allowForward = (client, packet) => {
+    const s = stateOf(client)
+    if (s !== undefined && s.unsent() > config.maxOutboundBytes) {
+      const conn = client.conn as Duplex
+      if (!conn.destroyed) {
+        counters.slowConsumers++
+        limited.warn('slow-consumer', `client ${client.id}: more than ${config.maxOutboundBytes} bytes unsent (maxOutboundBytes); disconnected`)
+        conn.destroy()
+      }
+      return false
+    }
+    return innerForward === undefined || innerForward(client, packet)
+  }
+}
+
+export default fp(limitsPlugin, { name: 'rtw-limits', dependencies: ['rtw-broker'] })

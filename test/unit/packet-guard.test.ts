@@ -1,0 +1,62 @@
+// The packet-size guard over the raw MQTT byte stream [MQTT-2.2.3].
+import { describe, expect, it } from 'vitest'
+import { PassThrough } from 'node:stream'
+import mqttPacket from 'mqtt-packet'
+import { PacketGuard, guardConnection, type Violation } from '../../broker/packet-guard.js'
+
+const publish = (payloadBytes: number): Buffer => mqttPacket.generate({
+  cmd: 'publish', topic: 't/1', payload: Buffer.alloc(payloadBytes, 7), qos: 0, retain: false, dup: false
+} as mqttPacket.IPublishPacket)
+
+describe('PacketGuard', () => {
+  it('passes a stream of packets at or under the limit, however it is split', () => {
+    const stream = Buffer.concat([publish(10), publish(0), publish(1000), Buffer.from([0xc0, 0x00]), publish(100)])
+    for (const step of [1, 2, 3, 7, 64, stream.length]) {
+      const g = new PacketGuard(1 + 2 + 1005)
+      for (let i = 0; i < stream.length; i += step) expect(g.scan(stream.subarray(i, i + step))).toBeNull()
+    }
+  })
+
+  it('stops at the header of a packet over maxPacketSize, before its body arrives', () => {
+    const big = publish(2000)
+    const g = new PacketGuard(1024)
+    expect(g.scan(publish(10))).toBeNull()
+    // Only the fixed header: the verdict needs no body bytes.
+    expect(g.scan(big.subarray(0, 3))).toEqual({ kind: 'too-large', size: big.length })
+  })
+
+  it('counts the whole packet (fixed header included) against the limit', () => {
+    const p = publish(100)
+    expect(new PacketGuard(p.length).scan(p)).toBeNull()
+    expect(new PacketGuard(p.length - 1).scan(p)).toEqual({ kind: 'too-large', size: p.length })
+  })
+
+  it('refuses a Remaining Length longer than four bytes [MQTT-2.2.3]', () => {
+    expect(new PacketGuard(1 << 28).scan(Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0x01]))).toEqual({ kind: 'malformed-length' })
+    // Four bytes is the maximum form (268,435,455), merely too large.
+    expect(new PacketGuard(1000).scan(Buffer.from([0x30, 0xff, 0xff, 0xff, 0x7f]))).toEqual({ kind: 'too-large', size: 1 + 4 + 268_435_455 })
+  })
+
+  it('a length lie is caught even when the varint is split across chunks', () => {
+    const g = new PacketGuard(100)
+    expect(g.scan(Buffer.from([0x30, 0x80]))).toBeNull()
+    expect(g.scan(Buffer.from([0x01]))).toEqual({ kind: 'too-large', size: 1 + 2 + 128 })
+  })
+})
+
+describe('guardConnection', () => {
+  it('hands acceptable chunks through unchanged and withholds the chunk that breaks the limit', async () => {
+    const conn = new PassThrough()
+    const seen: Violation[] = []
+    guardConnection(conn, 200, v => seen.push(v))
+    const ok = publish(50)
+    conn.write(ok)
+    await new Promise(resolve => conn.once('readable', resolve))
+    expect(conn.read()).toEqual(ok)
+    conn.write(publish(500))
+    await new Promise(resolve => setImmediate(resolve))
+    expect(conn.read()).toBeNull()
+    expect(seen).toEqual([{ kind: 'too-large', size: publish(500).length }])
+    expect(conn.destroyed).toBe(true)
+  })
+})
