@@ -215,7 +215,9 @@ describe('web client over ws against the gateway', () => {
 
     const reconnected = nextEvent(client, 'connected')
     const disconnected = nextEvent(client, 'disconnected')
-    gw.app.broker.aedes.clients[client.clientId]?.close()
+    // Drop the client's connection from the gateway's side.
+    const aedes = gw.app.broker.aedes as unknown as { clients: Record<string, { close: () => void }> }
+    aedes.clients[client.clientId]?.close()
     expect((await disconnected)[0]).toMatchObject({ willReconnect: true })
 
     const lost = await rejection(post)
