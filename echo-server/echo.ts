@@ -23,7 +23,8 @@ export function echo (topic: string, payload: Buffer): Outgoing | null {
   if (req.replyTo === '') return null
   const headers: Record<string, string> = {
     'x-echo-method': req.method,
-    'x-echo-path': req.path,
+    // Header values are kept to ASCII (Node throws above U+00FF): a path with other characters is sent percent-encoded.
+    'x-echo-path': /^[\x20-\x7e]*$/.test(req.path) ? req.path : encodeURI(req.path),
     'x-echo-query': req.query
   }
   const ct = req.headers?.['content-type']

@@ -1,5 +1,5 @@
 // buildApp(config) assembles the gateway and never listens; main.ts does that.
-import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify'
 import { METHODS } from 'node:http'
 import type { Config } from './config.js'
 import { ERRORS, GatewayError, errorBody, type ErrorCode } from './errors.js'
@@ -48,7 +48,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     // runs; answer it in our error shape too [P-6.1].
     frameworkErrors: (err, req, reply) => {
       const code: ErrorCode = req.url.startsWith('/api/') ? 'RTW_BAD_TARGET' : 'RTW_BAD_REQUEST'
-      reply.code(ERRORS[code].status).send(errorBody(code, err.message))
+      ;(reply as unknown as FastifyReply).code(ERRORS[code].status).send(errorBody(code, err.message))
     }
   })
   app.decorate('config', config)

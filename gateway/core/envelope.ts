@@ -63,6 +63,12 @@ function isRecord (v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
 }
 
+// What an HTTP response may carry: a token as the name (RFC 9110 §5.1), and no
+// control characters or code points above U+00FF in the value. Anything else
+// would make Node throw while writing the response.
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+const BAD_HEADER_VALUE = /[^\t\x20-\x7e\x80-\xff]/
+
 function decodeHeaders (v: unknown): Headers | null {
   if (v === undefined) return {}
   if (!isRecord(v)) return null
@@ -71,9 +77,11 @@ function decodeHeaders (v: unknown): Headers | null {
     const value = v[name]
     const lower = name.toLowerCase()
     if (HOP_BY_HOP.has(lower)) continue
+    if (!HEADER_NAME.test(name)) return null
     if (typeof value === 'string') out[lower] = value
     else if (typeof value === 'number' || typeof value === 'boolean') out[lower] = String(value)
     else return null
+    if (BAD_HEADER_VALUE.test(out[lower] as string)) return null
   }
   return out
 }
@@ -101,7 +109,7 @@ export function decodeReply (payload: Buffer): DecodeResult {
     status = parsed.status
   }
   const headers = decodeHeaders(parsed.headers)
-  if (headers === null) return { ok: false, reason: 'headers must be an object of strings', id }
+  if (headers === null) return { ok: false, reason: 'headers must be an object of valid HTTP header names and string values', id }
   if (mirror) {
     // Only the content type of an echoed request describes its body; the rest were request headers.
     const ct = headers['content-type']
@@ -171,7 +179,7 @@ export function decodeCallerRequest (payload: Buffer): CallerDecode {
   const query = parsed.query ?? ''
   if (typeof query !== 'string') return bad('query must be a string')
   const headers = decodeHeaders(parsed.headers)
-  if (headers === null) return bad('headers must be an object of strings')
+  if (headers === null) return bad('headers must be an object of valid HTTP header names and string values')
   const request: CallerRequest = { id, replyTo, method, query, headers }
   if (parsed.enc !== undefined && parsed.enc !== 'base64') return bad('enc must be "base64" when present')
   if (parsed.body !== undefined) {

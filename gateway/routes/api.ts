@@ -28,8 +28,14 @@ export function parseTarget (url: string): Target {
   if (query.includes('timeout=')) {
     const kept: string[] = []
     for (const pair of query.split('&')) {
-      if (pair.startsWith('timeout=')) timeoutParam = decodeURIComponent(pair.slice(8))
-      else kept.push(pair)
+      if (!pair.startsWith('timeout=')) kept.push(pair)
+      else {
+        try {
+          timeoutParam = decodeURIComponent(pair.slice(8))
+        } catch {
+          throw new GatewayError('RTW_BAD_TIMEOUT')
+        }
+      }
     }
     query = kept.join('&')
   }
@@ -43,7 +49,8 @@ export function parseTarget (url: string): Target {
     throw new GatewayError('RTW_BAD_TARGET', 'Invalid percent-encoding in the path')
   }
   if (!isValidService(service)) throw new GatewayError('RTW_BAD_TARGET', `Invalid service ${JSON.stringify(service)}: use 1-64 letters, digits, "_" or "-"`)
-  if (!isValidPath(path)) throw new GatewayError('RTW_BAD_TARGET')
+  // A decoded "/" (from %2F) would add a level: the level count must match the raw URL's [P-1.3].
+  if (!isValidPath(path) || path.split('/').length !== levels.length) throw new GatewayError('RTW_BAD_TARGET')
   return { service, path, query, timeoutParam }
 }
 

@@ -1,5 +1,5 @@
 // In-process MQTT responders for the $req/$res contract, built on MQTT.js.
-import type { MqttClient } from 'mqtt'
+import type { IClientOptions, MqttClient } from 'mqtt'
 import type { RequestEnvelope } from '../../gateway/core/envelope.js'
 import { echo } from '../../echo-server/echo.js'
 import { connectClient, subscribe } from './mqtt.js'
@@ -35,8 +35,8 @@ export class Responder {
     })
   }
 
-  static async start (url: string, filter: string | string[], answer?: (req: Incoming, r: Responder) => void): Promise<Responder> {
-    const client = await connectClient(url)
+  static async start (url: string, filter: string | string[], answer?: (req: Incoming, r: Responder) => void, clientOpts: IClientOptions = {}): Promise<Responder> {
+    const client = await connectClient(url, clientOpts)
     const r = new Responder(client, answer)
     await subscribe(client, filter)
     return r
