@@ -72,9 +72,12 @@ export class AmqpConnection extends EventEmitter {
     return this.state === 'up'
   }
 
-  /** The live channel; undefined while down. */
+  /**
+   * The channel of the live connection, also while setup runs (consumers started
+   * in setup may already publish and ack on it); undefined while down.
+   */
   get channel (): ConfirmChannel | undefined {
-    return this.state === 'up' ? this.ch : undefined
+    return this.ch
   }
 
   start (): void {
@@ -150,7 +153,7 @@ export class AmqpConnection extends EventEmitter {
       this.timer = undefined
       void this.connect()
     }, delay)
-    this.timer.unref()
+    // Not unref'd: a worker whose only handle is this connection must stay alive to reconnect; close() clears it.
   }
 
   private failUnconfirmed (err: Error): void {
