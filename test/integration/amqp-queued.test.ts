@@ -38,7 +38,9 @@ describe.skipIf(!rabbitAvailable())('queued services over RabbitMQ', () => {
       queuedServices: [ONE, THREE, BURST, LATER, KILL, BAD].join(','),
       amqpBridgeOut: '',
       amqpBridgeIn: '',
-      amqpReconnectMaxMs: 500
+      amqpReconnectMaxMs: 500,
+      // The burst below comes from one (anonymous) REST caller.
+      maxInFlightPerClient: 5000
     })
     await gw.app.amqp?.conn.waitUntilUp(30_000)
   })
@@ -110,7 +112,7 @@ describe.skipIf(!rabbitAvailable())('queued services over RabbitMQ', () => {
       }
     }))
     // Accepted means confirmed: nothing refused, nothing dropped; each caller got exactly one outcome.
-    expect([...statuses.keys()].sort()).toEqual(expect.arrayContaining([200]))
+    expect(Object.fromEntries(statuses)).toEqual({ 200: answered.length, 504: timedOut.length })
     expect((statuses.get(200) ?? 0) + (statuses.get(504) ?? 0)).toBe(N)
     expect(answered.length).toBeGreaterThan(0)
     expect(timedOut.length).toBeGreaterThan(0)
@@ -126,8 +128,9 @@ describe.skipIf(!rabbitAvailable())('queued services over RabbitMQ', () => {
     // worker just before its deadline and answered just after it (then dropped as late).
     const processedAfterTimeout = timedOut.filter(id => processedSet.has(id)).length
     expect(processed.length).toBe(answered.length + processedAfterTimeout)
-    // Requests that expired while queued were not processed: only those at the edge were.
-    expect(processedAfterTimeout).toBeLessThan(Math.max(20, timedOut.length * 0.05))
+    // Requests that expired while queued were not processed: only those taken in the
+    // last few milliseconds before their deadline were (their reply then arrived late).
+    expect(processedAfterTimeout).toBeLessThan(timedOut.length * 0.1)
     console.log(`burst of ${N}: ${answered.length} answered, ${timedOut.length} timed out (${processedAfterTimeout} of them processed at the deadline edge)`)
     const stats = await (await fetch(`${gw.httpUrl}/stats`)).json() as { inFlight: number }
     expect(stats.inFlight).toBe(0)
