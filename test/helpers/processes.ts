@@ -17,6 +17,8 @@ export interface TestProcess {
   waitForExit: (timeoutMs?: number) => Promise<Exit>
   /** Sends a signal to the process itself. */
   signal: (sig: NodeJS.Signals) => void
+  /** Sends a signal to its whole process group, as Ctrl-C in a terminal does. */
+  signalGroup: (sig: NodeJS.Signals) => void
   /** SIGKILLs the whole process group, if still alive, and waits for the exit. */
   killGroup: () => Promise<void>
   readonly exited: Exit | undefined
@@ -76,6 +78,7 @@ export function startProcess (command: string, args: string[], opts: SpawnOption
     signal (sig) {
       child.kill(sig)
     },
+    signalGroup,
     async killGroup () {
       signalGroup('SIGKILL')
       if (exited === undefined) await exitPromise
