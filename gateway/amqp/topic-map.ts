@@ -4,7 +4,9 @@
 // level becomes "/" inside the AMQP word (and back), so the mapping is
 // reversible and a dotted level such as "temp.c" stays ONE level/word:
 //   MQTT  sensors/temp.c/room1   <->  AMQP  sensors.temp/c.room1
-// Filters map "+" to "*" and "#" to "#", as RabbitMQ's MQTT plugin does.
+// Filters map "+" to "*" and "#" to "#", as RabbitMQ's MQTT plugin does. That
+// plugin maps only "/" to ".", so a dotted level splits into two words there and
+// does not round-trip; for topics without "." both mappings agree.
 
 /** MQTT topic name -> AMQP routing key. */
 export function mqttToRoutingKey (topic: string): string {
