@@ -24,10 +24,12 @@ export function nextEvent<K extends keyof ClientEvents> (
   })
 }
 
+type MqttOptions = Parameters<typeof connectClient>[1]
+
 /** The echo service over MQTT.js, as echo-server/main.ts runs it. */
-export async function startEchoResponder (mqttUrl: string, opts: Parameters<typeof connectClient>[1] = {}): Promise<MqttClient> {
+export async function startEchoResponder (mqttUrl: string, opts: MqttOptions = {}, service = 'echo'): Promise<MqttClient> {
   const r = await connectClient(mqttUrl, opts)
-  await subscribe(r, '$req/echo/#')
+  await subscribe(r, `$req/${service}/#`)
   r.on('message', (topic, payload) => {
     const out = echo(topic, payload)
     if (out !== null) r.publish(out.topic, out.payload)
@@ -54,8 +56,8 @@ export class HoldingResponder {
     })
   }
 
-  static async start (mqttUrl: string, service: string): Promise<HoldingResponder> {
-    const mqtt = await connectClient(mqttUrl)
+  static async start (mqttUrl: string, service: string, opts: MqttOptions = {}): Promise<HoldingResponder> {
+    const mqtt = await connectClient(mqttUrl, opts)
     await subscribe(mqtt, `$req/${service}/#`)
     return new HoldingResponder(mqtt)
   }

@@ -219,6 +219,17 @@ export class RealtimeClient extends Emitter<ClientEvents> {
       return this.retry('getToken failed')
     }
     if (this.state !== 'connecting') return
+    try {
+      this.conn = this.connection(password)
+    } catch (err) {
+      // The WebSocket constructor refused outright (a bad URL, a CSP rule): retrying cannot help.
+      const e = clientError('RTW_CLIENT_INVALID_ARGUMENT', `cannot open a WebSocket to ${this.url}: ${(err as Error).message}`)
+      this.emit('error', e)
+      this.shutdown(e.message)
+    }
+  }
+
+  private connection (password: string | undefined): Connection {
     const conn: Connection = new Connection({
       url: this.url,
       WebSocket: this.WebSocket,
@@ -234,7 +245,7 @@ export class RealtimeClient extends Emitter<ClientEvents> {
       message: (topic, payload, retain) => this.dispatch(topic, payload, retain),
       closed: (reason, code) => this.onClosed(conn, reason, code)
     })
-    this.conn = conn
+    return conn
   }
 
   /** CONNACK arrived: subscribe the inbox and every filter in one SUBSCRIBE, then go live. */
