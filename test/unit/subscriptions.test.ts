@@ -1,0 +1,82 @@
+// The subscription index answers "is anyone listening" (gateway/core/subscriptions.ts).
+import { describe, expect, it } from 'vitest'
+import { SubscriptionIndex } from '../../gateway/core/subscriptions.js'
+import { topicMatches } from '../../gateway/core/topics.js'
+
+describe('SubscriptionIndex', () => {
+  it('matches exact, "+" and "#" filters', () => {
+    const idx = new SubscriptionIndex<string>()
+    idx.add('a', '$req/echo/#')
+    idx.add('b', 'sensors/+/temp')
+    expect(idx.hasMatch('$req/echo')).toBe(true)
+    expect(idx.hasMatch('$req/echo/x/y')).toBe(true)
+    expect(idx.hasMatch('$req/other/x')).toBe(false)
+    expect(idx.hasMatch('sensors/k/temp')).toBe(true)
+    expect(idx.hasMatch('sensors/k/hum')).toBe(false)
+    expect(idx.hasMatch('sensors/k/temp/x')).toBe(false)
+  })
+
+  it('never lets a leading wildcard match a "$" topic [MQTT-4.7.2-1]', () => {
+    const idx = new SubscriptionIndex<string>()
+    idx.add('a', '#')
+    idx.add('a', '+/echo/#')
+    expect(idx.hasMatch('anything/here')).toBe(true)
+    expect(idx.hasMatch('$req/echo/x')).toBe(false)
+    idx.add('b', '$req/+/x')
+    expect(idx.hasMatch('$req/echo/x')).toBe(true)
+  })
+
+  it('counts references: a filter stays while any owner holds it', () => {
+    const idx = new SubscriptionIndex<string>()
+    idx.add('a', '$req/echo/#')
+    idx.add('b', '$req/echo/#')
+    idx.remove('a', '$req/echo/#')
+    expect(idx.hasMatch('$req/echo/x')).toBe(true)
+    idx.remove('b', '$req/echo/#')
+    expect(idx.hasMatch('$req/echo/x')).toBe(false)
+  })
+
+  it('ignores a repeated add by the same owner and a remove of a filter it does not hold', () => {
+    const idx = new SubscriptionIndex<string>()
+    idx.add('a', 't/x')
+    idx.add('a', 't/x')
+    idx.remove('b', 't/x')
+    expect(idx.hasMatch('t/x')).toBe(true)
+    idx.remove('a', 't/x')
+    expect(idx.hasMatch('t/x')).toBe(false)
+  })
+
+  it('removes everything an owner held when it leaves, and counts owners', () => {
+    const idx = new SubscriptionIndex<string>()
+    idx.add('a', 'x/#')
+    idx.add('a', 'y/+')
+    idx.add('b', 'y/+')
+    expect(idx.size).toBe(2)
+    idx.removeOwner('a')
+    expect(idx.size).toBe(1)
+    expect(idx.hasMatch('x/1')).toBe(false)
+    expect(idx.hasMatch('y/1')).toBe(true)
+    idx.removeOwner('b')
+    expect(idx.size).toBe(0)
+    expect(idx.hasMatch('y/1')).toBe(false)
+  })
+
+  it('keeps a parent filter when a child filter under it is removed', () => {
+    const idx = new SubscriptionIndex<string>()
+    idx.add('a', 'a/b')
+    idx.add('a', 'a/b/c')
+    idx.remove('a', 'a/b/c')
+    expect(idx.hasMatch('a/b')).toBe(true)
+    expect(idx.hasMatch('a/b/c')).toBe(false)
+  })
+
+  it('agrees with topicMatches on every pair of a small universe of filters and topics', () => {
+    const filters = ['#', '+', 'a', 'a/#', 'a/+', '+/b', 'a/b', 'a/b/#', '+/+/c', '$req/#', '$req/+/x', '$x/+', 'a//c', '+/#', '/', '/+']
+    const topics = ['a', 'a/b', 'a/b/c', 'b', 'x/b', 'a//c', '$req/s/x', '$req/s', '$x/y', '/', '/a', 'a/']
+    for (const f of filters) {
+      const idx = new SubscriptionIndex<string>()
+      idx.add('o', f)
+      for (const t of topics) expect(idx.hasMatch(t), `${f} vs ${t}`).toBe(topicMatches(f, t))
+    }
+  })
+})
