@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream'
 import { Aedes, type Client, type PublishPacket, type Subscription } from 'aedes'
 import { SubscriptionIndex } from '../gateway/core/subscriptions.js'
 import { batchWrites } from './write-batch.js'
-import { RES_PREFIX, INBOX_PREFIX } from '../gateway/core/topics.js'
+import { RES_PREFIX, INBOX_PREFIX, isValidTopicFilter } from '../gateway/core/topics.js'
 import { checkTopic, connectViolation, textViolation, type TopicLimits } from './conformance.js'
 
 export type { Client, PublishPacket }
@@ -74,6 +74,8 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
   // Aedes's own ceiling (qlobber's max_words) when no limit is configured.
   const topicLimits: TopicLimits = opts.topicLimits ?? { maxTopicLength: 65_535, maxTopicLevels: 100 }
   const refuse = (reason: string): Error => Object.assign(new Error(reason), { alreadyLogged: true })
+  // [MQTT-3.1.3-8] an empty ClientId with CleanSession 0 gets CONNACK 0x02; Aedes would invent an id.
+  const emptyIdWithSession = new WeakSet<Client>()
 
   const aedes = await Aedes.createBroker({
     concurrency: opts.concurrency ?? 1000,
@@ -88,6 +90,12 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
       if (bad !== null) {
         state.hooks.refused?.(client, `publish to ${JSON.stringify(packet.topic.slice(0, 100))}: ${bad.reason}; disconnected`)
         callback(refuse(bad.reason))
+        return
+      }
+      // [MQTT-2.3.1-1] a QoS 1 or 2 PUBLISH carries a non-zero Packet Identifier.
+      if (packet.qos > 0 && packet.messageId === 0) {
+        state.hooks.refused?.(client, 'PUBLISH with Packet Identifier 0 [MQTT-2.3.1-1]; disconnected')
+        callback(refuse('Packet Identifier 0'))
         return
       }
       // [MQTT-3.3.2-2] wildcards are already refused by Aedes; $SYS is the broker's own.
@@ -105,10 +113,16 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
         callback(refuse(bad), false)
         return
       }
+      if (packet.clientId === '' && packet.clean === false) emptyIdWithSession.add(client)
       const ok = state.hooks.preConnect?.(client) ?? true
       callback(ok ? null : new Error('connection refused by limits'), ok)
     },
     authenticate (client, username, password, callback) {
+      if (emptyIdWithSession.has(client)) {
+        state.hooks.refused?.(client, 'CONNECT with an empty ClientId and CleanSession 0 [MQTT-3.1.3-8]; CONNACK 0x02')
+        callback(Object.assign(new Error('identifier rejected'), { returnCode: 2, alreadyLogged: true }) as Parameters<typeof callback>[0], false)
+        return
+      }
       const hook = state.hooks.authenticate
       if (hook === undefined) { callback(null, true); return }
       hook(client, username, password).then(code => {
@@ -122,6 +136,12 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
     },
     authorizeSubscribe (client, sub, callback) {
       const hooks = state.hooks
+      // [MQTT-4.7.1-2], [MQTT-4.7.1-3] "+" and "#" occupy whole levels; Aedes lets "a+" through.
+      if (!isValidTopicFilter(sub.topic)) {
+        hooks.refused?.(client, `subscribe: ${JSON.stringify(sub.topic.slice(0, 100))} is not a valid topic filter; disconnected`)
+        callback(refuse('invalid topic filter'), null)
+        return
+      }
       const bad = checkTopic(sub.topic, topicLimits)
       if (bad?.close === true) {
         hooks.refused?.(client, `subscribe: ${bad.reason}; disconnected`)
@@ -156,7 +176,7 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
     for (const t of topics) {
       subscriptions.remove(client, t)
       // Aedes has no UNSUBSCRIBE hook: ill-formed text closes the connection once seen [MQTT-1.5.3-1], [MQTT-1.5.3-2].
-      const bad = textViolation(t)
+      const bad = textViolation(t) ?? (isValidTopicFilter(t) ? null : 'is not a valid topic filter [MQTT-4.7.1-3]')
       if (bad !== null && !client.conn.destroyed) {
         state.hooks.refused?.(client, `unsubscribe: topic filter ${bad}; disconnected`)
         client.conn.destroy()

@@ -53,7 +53,8 @@ export function checkTopic (topic: string, limits: TopicLimits): TopicVerdict {
 interface ConnectFields {
   clientId?: string
   username?: string
-  will?: { topic?: string } | null
+  password?: Buffer
+  will?: { topic?: string, qos?: number } | null
 }
 
 /** Why a CONNECT must close the connection, or null: ill-formed text in its strings, or a Will Topic no PUBLISH could use. */
@@ -62,7 +63,9 @@ export function connectViolation (packet: ConnectFields, limits: TopicLimits): s
   if (id !== null) return `client id ${id}`
   const user = packet.username === undefined ? null : textViolation(packet.username)
   if (user !== null) return `user name ${user}`
+  if (packet.password !== undefined && packet.username === undefined) return 'has a password but no user name [MQTT-3.1.2-22]'
   const topic = packet.will?.topic
+  if (packet.will?.qos === 3) return 'Will QoS is 3 [MQTT-3.1.2-14]'
   if (topic !== undefined) {
     // The Will is published as a PUBLISH would be, so the same rules apply [MQTT-3.1.2-14], [MQTT-3.3.2-2].
     if (topic.length === 0 || topic.includes('+') || topic.includes('#')) return 'Will Topic is not a valid topic name'

@@ -1,9 +1,10 @@
-// The MQTT packet-size guard. It walks the fixed header of every packet in the
-// raw byte stream (type byte, then the Remaining Length varint [MQTT-2.2.3]) and
+// The MQTT packet guard. It walks the fixed header of every packet in the raw
+// byte stream (type byte, then the Remaining Length varint [MQTT-2.2.3]) and
 // stops the connection as soon as a packet announces more than maxPacketSize
-// bytes, or its Remaining Length runs past 4 bytes, before the packet parser
-// has buffered any of that packet's body. It never copies a byte: payloads are
-// skipped by arithmetic.
+// bytes, its Remaining Length runs past 4 bytes, or a SUBSCRIBE/UNSUBSCRIBE
+// has no room for a topic filter, before the packet parser has buffered any of
+// that packet's body. It never copies a byte: payloads are skipped by
+// arithmetic. It also answers an unsupported protocol level with CONNACK 0x01.
 import type { Duplex } from 'node:stream'
 
 const HEADER = 0
@@ -12,10 +13,30 @@ const BODY = 2
 
 export type Violation =
   | { kind: 'too-large', size: number }
-  | { kind: 'malformed-length' }
+  | { kind: 'malformed', reason: string }
+  | { kind: 'protocol-level', level: number }
+
+/** CONNACK with return code 0x01, unacceptable protocol level [MQTT-3.2.2-4]. */
+const CONNACK_UNACCEPTABLE_PROTOCOL = Buffer.from([0x20, 0x02, 0x00, 0x01])
+
+/**
+ * The Protocol Level of a CONNECT at the start of `chunk`, or undefined when the
+ * chunk does not start with a CONNECT carrying the name "MQTT" or "MQIsdp" and its level.
+ */
+export function connectProtocolLevel (chunk: Uint8Array): number | undefined {
+  if (chunk[0] !== 0x10) return undefined
+  let o = 1
+  while (o < 5 && o < chunk.length && ((chunk[o] as number) & 0x80) !== 0) o++
+  o++
+  if (o + 2 > chunk.length) return undefined
+  const nameLength = ((chunk[o] as number) << 8) | (chunk[o + 1] as number)
+  if (nameLength !== 4 && nameLength !== 6) return undefined
+  return chunk[o + 2 + nameLength]
+}
 
 export class PacketGuard {
   private state = HEADER
+  private type = 0
   private remaining = 0
   private multiplier = 1
   private lengthBytes = 0
@@ -34,7 +55,7 @@ export class PacketGuard {
         if (this.remaining === 0) this.state = HEADER
       } else if (this.state === HEADER) {
         // Any type byte is passed on: the parser closes on reserved types and flags [MQTT-2.2.2-2].
-        i++
+        this.type = (chunk[i++] as number) >> 4
         this.state = LENGTH
         this.remaining = 0
         this.multiplier = 1
@@ -46,11 +67,16 @@ export class PacketGuard {
         this.lengthBytes++
         if ((b & 0x80) !== 0) {
           // [MQTT-2.2.3] the Remaining Length is at most four bytes.
-          if (this.lengthBytes === 4) return { kind: 'malformed-length' }
+          if (this.lengthBytes === 4) return { kind: 'malformed', reason: 'Remaining Length longer than 4 bytes [MQTT-2.2.3]' }
           continue
         }
         const size = 1 + this.lengthBytes + this.remaining
         if (size > this.maxPacketSize) return { kind: 'too-large', size }
+        // A SUBSCRIBE or UNSUBSCRIBE holding only its Packet Identifier has no topic filter
+        // [MQTT-3.8.3-3], [MQTT-3.10.3-2]; mqtt-packet would hand Aedes an empty list.
+        if ((this.type === 8 || this.type === 10) && this.remaining <= 2) {
+          return { kind: 'malformed', reason: `${this.type === 8 ? 'SUBSCRIBE' : 'UNSUBSCRIBE'} without a topic filter [MQTT-${this.type === 8 ? '3.8.3-3' : '3.10.3-2'}]` }
+        }
         this.state = this.remaining === 0 ? HEADER : BODY
       }
     }
@@ -68,12 +94,25 @@ export function guardConnection (conn: Duplex, maxPacketSize: number, onViolatio
   const guard = new PacketGuard(maxPacketSize)
   const read = conn.read
   let stopped = false
+  let first = true
   conn.read = function guardedRead (this: Duplex, size?: number) {
     if (stopped) return null
     const chunk: unknown = read.call(this, size)
     if (chunk === null || !(chunk instanceof Uint8Array)) return chunk
     const v = guard.scan(chunk)
-    if (v === null) return chunk
+    if (v === null) {
+      if (!first) return chunk
+      first = false
+      // [MQTT-3.1.2-2] an unsupported Protocol Level gets CONNACK 0x01 before the
+      // close; mqtt-packet would close without it for any level but 3, 4 and 5.
+      const level = connectProtocolLevel(chunk)
+      if (level === undefined || level === 3 || level === 4 || level === 5) return chunk
+      stopped = true
+      onViolation({ kind: 'protocol-level', level })
+      this.once('finish', () => this.destroy())
+      this.end(CONNACK_UNACCEPTABLE_PROTOCOL)
+      return null
+    }
     stopped = true
     onViolation(v)
     this.destroy()

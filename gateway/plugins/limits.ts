@@ -15,7 +15,7 @@ import { LogLimiter } from '../log-limit.js'
 export interface LimitCounters {
   /** Connections closed because a packet announced more than maxPacketSize bytes. */
   oversizePackets: number
-  /** Connections closed because a Remaining Length ran past 4 bytes [MQTT-2.2.3]. */
+  /** Connections closed by the packet guard: a Remaining Length past 4 bytes, a SUBSCRIBE/UNSUBSCRIBE without filters. */
   malformedPackets: number
   /** New connections refused by the per-address connection rate (TCP closed, WebSocket 429). */
   connectionsRefused: number
@@ -95,9 +95,11 @@ async function limitsPlugin (app: FastifyInstance): Promise<void> {
       if (v.kind === 'too-large') {
         counters.oversizePackets++
         limited.warn('packet-too-large', `${address ?? '?'}: a packet of ${v.size} bytes is over maxPacketSize (${config.maxPacketSize}); disconnected`)
-      } else {
+      } else if (v.kind === 'malformed') {
         counters.malformedPackets++
-        limited.warn('packet-malformed', `${address ?? '?'}: Remaining Length longer than 4 bytes [MQTT-2.2.3]; disconnected`)
+        limited.warn('packet-malformed', `${address ?? '?'}: ${v.reason}; disconnected`)
+      } else {
+        limited.warn('protocol-level', `${address ?? '?'}: CONNECT with unsupported protocol level ${v.level}; CONNACK 0x01 [MQTT-3.1.2-2]`)
       }
     })
     ;(conn as Tagged)[STATE] = {

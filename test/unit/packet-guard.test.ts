@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest'
 import { PassThrough } from 'node:stream'
 import mqttPacket from 'mqtt-packet'
-import { PacketGuard, guardConnection, type Violation } from '../../broker/packet-guard.js'
+import { PacketGuard, connectProtocolLevel, guardConnection, type Violation } from '../../broker/packet-guard.js'
 
 const publish = (payloadBytes: number): Buffer => mqttPacket.generate({
   cmd: 'publish', topic: 't/1', payload: Buffer.alloc(payloadBytes, 7), qos: 0, retain: false, dup: false
@@ -32,9 +32,15 @@ describe('PacketGuard', () => {
   })
 
   it('refuses a Remaining Length longer than four bytes [MQTT-2.2.3]', () => {
-    expect(new PacketGuard(1 << 28).scan(Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0x01]))).toEqual({ kind: 'malformed-length' })
+    expect(new PacketGuard(1 << 28).scan(Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0x01]))).toMatchObject({ kind: 'malformed' })
     // Four bytes is the maximum form (268,435,455), merely too large.
     expect(new PacketGuard(1000).scan(Buffer.from([0x30, 0xff, 0xff, 0xff, 0x7f]))).toEqual({ kind: 'too-large', size: 1 + 4 + 268_435_455 })
+  })
+
+  it('refuses a SUBSCRIBE or UNSUBSCRIBE with no room for a topic filter [MQTT-3.8.3-3], [MQTT-3.10.3-2]', () => {
+    expect(new PacketGuard(100).scan(Buffer.from([0x82, 0x02, 0x00, 0x01]))).toMatchObject({ kind: 'malformed', reason: expect.stringMatching(/SUBSCRIBE/) })
+    expect(new PacketGuard(100).scan(Buffer.from([0xa2, 0x02, 0x00, 0x01]))).toMatchObject({ kind: 'malformed', reason: expect.stringMatching(/UNSUBSCRIBE/) })
+    expect(new PacketGuard(100).scan(Buffer.from([0x82, 0x06, 0x00, 0x01, 0x00, 0x01, 0x61, 0x00]))).toBeNull()
   })
 
   it('a length lie is caught even when the varint is split across chunks', () => {
@@ -58,5 +64,16 @@ describe('guardConnection', () => {
     expect(conn.read()).toBeNull()
     expect(seen).toEqual([{ kind: 'too-large', size: publish(500).length }])
     expect(conn.destroyed).toBe(true)
+  })
+})
+
+describe('connectProtocolLevel', () => {
+  it('reads the level of a CONNECT at the start of a chunk', () => {
+    const c = mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'x', keepalive: 10 } as mqttPacket.IConnectPacket)
+    expect(connectProtocolLevel(c)).toBe(4)
+    const old = mqttPacket.generate({ cmd: 'connect', protocolId: 'MQIsdp', protocolVersion: 3, clean: true, clientId: 'x', keepalive: 10 } as mqttPacket.IConnectPacket)
+    expect(connectProtocolLevel(old)).toBe(3)
+    expect(connectProtocolLevel(c.subarray(0, 8))).toBeUndefined()
+    expect(connectProtocolLevel(Buffer.from([0x30, 0x00]))).toBeUndefined()
   })
 })
