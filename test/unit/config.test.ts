@@ -1,0 +1,117 @@
+// Configuration: defaults → file → environment → command line (→ overrides),
+// validated once, frozen; a bad value fails with ConfigError naming its source.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { CONFIG_FIELDS, ConfigError, configTable, loadConfig, type ConfigKey } from '../../gateway/config.js'
+
+const dir = mkdtempSync(join(tmpdir(), 'rtw-config-'))
+afterAll(() => { rmSync(dir, { recursive: true, force: true }) })
+
+let n = 0
+function file (content: unknown): string {
+  const p = join(dir, `c${n++}.json`)
+  writeFileSync(p, typeof content === 'string' ? content : JSON.stringify(content))
+  return p
+}
+
+function fails (fn: () => unknown, message: RegExp): void {
+  let err: unknown
+  try {
+    fn()
+  } catch (e) {
+    err = e
+  }
+  expect(err).toBeInstanceOf(ConfigError)
+  expect((err as ConfigError).code).toBe('RTW_CONFIG_INVALID')
+  expect((err as Error).message).toMatch(message)
+}
+
+describe('loadConfig', () => {
+  it('starts from the documented defaults, frozen', () => {
+    const { config } = loadConfig()
+    for (const key of Object.keys(CONFIG_FIELDS) as ConfigKey[]) expect(config[key], key).toBe(CONFIG_FIELDS[key].default)
+    expect(config).toMatchObject({ host: '127.0.0.1', httpPort: 8080, mqttPort: 1883, wsPath: '/mqtt', requestTimeoutMs: 10_000, maxTimeoutMs: 60_000 })
+    expect(Object.isFrozen(config)).toBe(true)
+    expect(() => { (config as { httpPort: number }).httpPort = 1 }).toThrow(TypeError)
+  })
+
+  it('applies file, then environment, then command line, then overrides', () => {
+    const f = file({ httpPort: 1001, mqttPort: 2001, bodyLimit: 3001, maxInFlight: 4001 })
+    const { config } = loadConfig({
+      file: f,
+      env: { RTW_MQTT_PORT: '2002', RTW_BODY_LIMIT: '3002', RTW_MAX_IN_FLIGHT: '4002' },
+      argv: ['--body-limit', '3003', '--max-in-flight=4003'],
+      overrides: { maxInFlight: 4004 }
+    })
+    expect(config.httpPort).toBe(1001)
+    expect(config.mqttPort).toBe(2002)
+    expect(config.bodyLimit).toBe(3003)
+    expect(config.maxInFlight).toBe(4004)
+  })
+
+  it('finds the file through --config, --config=, or RTW_CONFIG; the command line wins', () => {
+    const a = file({ httpPort: 1111 })
+    const b = file({ httpPort: 2222 })
+    expect(loadConfig({ env: { RTW_CONFIG: a } }).config.httpPort).toBe(1111)
+    expect(loadConfig({ argv: ['--config', a] }).config.httpPort).toBe(1111)
+    expect(loadConfig({ env: { RTW_CONFIG: a }, argv: [`--config=${b}`] }).config.httpPort).toBe(2222)
+  })
+
+  it('ignores empty environment variables', () => {
+    expect(loadConfig({ env: { RTW_HTTP_PORT: '' } }).config.httpPort).toBe(8080)
+  })
+
+  it('reads every documented environment variable and flag', () => {
+    expect(loadConfig({ env: { RTW_HOST: '127.0.0.2', RTW_HTTP_PORT: '0', RTW_MQTT_PORT: '0', RTW_WS_PATH: '/ws', RTW_REQUEST_QOS: '0', RTW_LOG_LEVEL: 'silent', RTW_SHUTDOWN_GRACE_MS: '0' } }).config)
+      .toMatchObject({ host: '127.0.0.2', httpPort: 0, mqttPort: 0, wsPath: '/ws', requestQos: 0, logLevel: 'silent', shutdownGraceMs: 0 })
+    expect(loadConfig({ argv: ['--host', 'localhost', '--http-port', '9', '--mqtt-port', '10', '--request-timeout-ms', '5', '--max-timeout-ms', '6'] }).config)
+      .toMatchObject({ host: 'localhost', httpPort: 9, mqttPort: 10, requestTimeoutMs: 5, maxTimeoutMs: 6 })
+  })
+
+  it('takes a bare boolean flag as true, and collects unknown bare flags', () => {
+    const { config, flags } = loadConfig({ argv: ['--allow-anonymous', '--help'] })
+    expect(config.allowAnonymous).toBe(true)
+    expect(flags.has('--help')).toBe(true)
+  })
+
+  it.each([
+    ['a port above 65535 in the environment', { env: { RTW_HTTP_PORT: '70000' } }, /environment RTW_HTTP_PORT: httpPort must be a port/],
+    ['a negative port', { env: { RTW_MQTT_PORT: '-1' } }, /mqttPort must be a port/],
+    ['a port that is not a number', { env: { RTW_MQTT_PORT: 'abc' } }, /mqttPort must be a whole number/],
+    ['a fractional number', { env: { RTW_BODY_LIMIT: '1.5' } }, /bodyLimit must be a whole number/],
+    ['a number below its minimum', { argv: ['--max-in-flight', '0'] }, /command line --max-in-flight: maxInFlight must be at least 1/],
+    ['a qos of 2', { env: { RTW_REQUEST_QOS: '2' } }, /requestQos must be 0 or 1/],
+    ['an unknown log level', { env: { RTW_LOG_LEVEL: 'loud' } }, /logLevel must be one of/],
+    ['a boolean that is not true/false', { env: { RTW_ALLOW_ANONYMOUS: 'yes' } }, /allowAnonymous must be true or false/],
+    ['an empty host', { argv: ['--host', ''] }, /host must be a non-empty string/],
+    ['an unknown argument', { argv: ['serve'] }, /command line: unknown argument serve/],
+    ['a flag without its value', { argv: ['--http-port'] }, /--http-port needs a value/],
+    ['a default timeout above the maximum', { env: { RTW_REQUEST_TIMEOUT_MS: '5000', RTW_MAX_TIMEOUT_MS: '1000' } }, /requestTimeoutMs \(5000\) is above maxTimeoutMs \(1000\)/],
+    ['a WebSocket path without "/"', { env: { RTW_WS_PATH: 'mqtt' } }, /wsPath must start with "\/"/],
+    ['a non-loopback host without auth', { env: { RTW_HOST: '0.0.0.0' } }, /refusing to listen on 0\.0\.0\.0 without auth/]
+  ])('fails on %s', (_what, sources, message) => {
+    fails(() => loadConfig(sources), message)
+  })
+
+  it('fails on a bad file: missing, not JSON, not an object, an unknown key, a bad value', () => {
+    fails(() => loadConfig({ file: join(dir, 'missing.json') }), /config file .*missing\.json/)
+    fails(() => loadConfig({ file: file('{nope') }), /config file .*c\d+\.json/)
+    fails(() => loadConfig({ file: file([1, 2]) }), /must hold a JSON object/)
+    fails(() => loadConfig({ file: file({ httpport: 1 }) }), /unknown key httpport/)
+    fails(() => loadConfig({ file: file({ httpPort: '80a' }) }), /config file .*: httpPort must be a whole number/)
+  })
+
+  it('allows a non-loopback host with auth or with allowAnonymous', () => {
+    expect(loadConfig({ env: { RTW_HOST: '0.0.0.0', RTW_ALLOW_ANONYMOUS: '1' } }).config.host).toBe('0.0.0.0')
+    expect(loadConfig({ env: { RTW_HOST: '0.0.0.0', RTW_JWT_SECRET: 's3cret-s3cret-s3cret-s3cret-s3cret' } }).config.host).toBe('0.0.0.0')
+  })
+
+  it('documents every key with its environment variable and flag', () => {
+    const table = configTable()
+    for (const [key, f] of Object.entries(CONFIG_FIELDS)) {
+      expect(table).toContain(`| \`${key}\` | \`${f.env}\` | \`${f.flag}\` |`)
+    }
+  })
+})
