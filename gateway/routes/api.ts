@@ -58,7 +58,8 @@ export function parseTarget (url: string): Target {
 export function parseTimeout (raw: string, maxMs: number): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s)?$/.exec(raw.trim())
   if (m === null) throw new GatewayError('RTW_BAD_TIMEOUT')
-  const ms = Math.round(Number(m[1]) * (m[2] === 'ms' ? 1 : 1000))
+  // Rounded up: only a timeout that is really 0 means fire and forget [P-2.5].
+  const ms = Math.ceil(Number(m[1]) * (m[2] === 'ms' ? 1 : 1000))
   if (ms > maxMs) throw new GatewayError('RTW_BAD_TIMEOUT', `The timeout may be at most ${maxMs} ms`)
   return ms
 }
