@@ -143,6 +143,29 @@ describe('demo page in chromium', () => {
     })
   }
 
+  it('keeps the connection alive with PINGREQs timed by the worker', async () => {
+    const pinged = (id: Promise<string>): Promise<void> => new Promise(resolve => {
+      const onPing = (_packet: unknown, client: { id: string }): void => {
+        void id.then(mine => {
+          if (client.id !== mine) return
+          gw.app.broker.aedes.off('ping', onPing)
+          resolve()
+        })
+      }
+      gw.app.broker.aedes.on('ping', onPing)
+    })
+    // A second client in the page, with a 1 s keepalive instead of the demo's 25 s.
+    const id = page.evaluate(`(async () => {
+      const { connect } = await import('/client/realtime-web.js')
+      window.pinger = connect({ keepalive: 1 })
+      await window.pinger.whenConnected()
+      return window.pinger.clientId
+    })()`) as Promise<string>
+    await pinged(id)
+    expect(await page.evaluate('window.pinger.state')).toBe('connected')
+    await page.evaluate('window.pinger.close()')
+  })
+
   it('reconnects after a gateway restart and the live feed resumes, without a reload', async () => {
     // While the gateway is down, chromium logs each refused WebSocket attempt itself.
     allowed = [/WebSocket connection to .* failed/]
