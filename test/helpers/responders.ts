@@ -66,9 +66,9 @@ export class Responder {
 }
 
 /** A responder that answers like the echo server (echo-server/echo.ts). */
-export async function startEcho (url: string, filter: string | string[] = '$req/echo/#'): Promise<Responder> {
+export async function startEcho (url: string, filter: string | string[] = '$req/echo/#', clientOpts: IClientOptions = {}): Promise<Responder> {
   return await Responder.start(url, filter, (req, r) => {
     const out = echo(req.topic, req.raw)
     if (out !== null) r.client.publish(out.topic, out.payload, { qos: 0 })
-  })
+  }, clientOpts)
 }
