@@ -133,6 +133,7 @@ export class RealtimeClient extends Emitter<ClientEvents> {
   private readonly opts: ConnectOptions
   private conn: Connection | null = null
   private token: string | undefined
+  private fetching: Promise<string> | undefined
   private attempt = 0
   private everConnected = false
   private cancelRetry: Cancel = () => {}
@@ -200,12 +201,15 @@ export class RealtimeClient extends Emitter<ClientEvents> {
     return this
   }
 
-  /** The token to use now: the cached one unless it is missing or about to expire. */
+  /** The token to use now: the cached one unless it is missing or about to expire. Concurrent callers share one getToken call. */
   private async currentToken (): Promise<string | undefined> {
     const get = this.opts.getToken
     if (get === undefined) return this.token
     const exp = this.token === undefined ? undefined : tokenExpiry(this.token)
-    if (this.token === undefined || (exp !== undefined && exp - Date.now() < 1000)) this.token = await get()
+    if (this.token === undefined || (exp !== undefined && exp - Date.now() < 1000)) {
+      this.fetching ??= Promise.resolve().then(get).finally(() => { this.fetching = undefined })
+      this.token = await this.fetching
+    }
     return this.token
   }
 
@@ -306,12 +310,14 @@ export class RealtimeClient extends Emitter<ClientEvents> {
     this.cancelRefresh()
     this.requests.connectionLost()
     if (this.state === 'closed') return
-    if (this.refreshWait !== null || reason === 'token refresh') {
+    this.holding = false
+    if (reason === 'token refresh') {
       // A planned reconnect with a fresh token: no backoff.
-      this.holding = false
       void this.open()
       return
     }
+    // A drop during a refresh's wait: stop waiting, reconnect as after any drop.
+    this.refreshWait?.()
     if (returnCode !== undefined && returnCode !== 3) {
       // [MQTT-3.2.2.3] 1, 2: this client can never connect; 4, 5: the credentials were refused,
       // which only a fresh token can change.
@@ -350,7 +356,8 @@ export class RealtimeClient extends Emitter<ClientEvents> {
     this.cancelRefresh()
     const exp = this.token === undefined || this.opts.getToken === undefined ? undefined : tokenExpiry(this.token)
     if (exp === undefined) return
-    const ms = refreshDelay(exp, Date.now(), this.opts.refreshMargin ?? 60_000)
+    // At least a second apart, so a getToken that hands out nearly expired tokens cannot cause a reconnect storm.
+    const ms = Math.max(1000, refreshDelay(exp, Date.now(), this.opts.refreshMargin ?? 60_000))
     this.cancelRefresh = schedule(() => { void this.refresh(exp) }, ms, this.opts.workerTimers !== false)
   }
 
