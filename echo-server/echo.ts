@@ -4,6 +4,14 @@ import type { RequestEnvelope } from '../gateway/core/envelope.js'
 
 export interface Outgoing { topic: string, payload: Buffer }
 
+/** Printable ASCII as is; any other byte of the UTF-8 form percent-encoded (never throws, unlike encodeURI). */
+function asciiHeader (v: string): string {
+  if (/^[\x20-\x7e]*$/.test(v)) return v
+  let out = ''
+  for (const b of Buffer.from(v, 'utf8')) out += b >= 0x20 && b <= 0x7e ? String.fromCharCode(b) : '%' + b.toString(16).toUpperCase().padStart(2, '0')
+  return out
+}
+
 /**
  * [P-7] An envelope request is answered on its replyTo with 200, the same body
  * and content type, and what was asked in x-echo-* headers. Anything else is
@@ -23,9 +31,9 @@ export function echo (topic: string, payload: Buffer): Outgoing | null {
   if (req.replyTo === '') return null
   const headers: Record<string, string> = {
     'x-echo-method': req.method,
-    // Header values are kept to ASCII (Node throws above U+00FF): a path with other characters is sent percent-encoded.
-    'x-echo-path': /^[\x20-\x7e]*$/.test(req.path) ? req.path : encodeURI(req.path),
-    'x-echo-query': req.query
+    // Header values are kept to ASCII (Node throws above U+00FF): other characters are sent percent-encoded.
+    'x-echo-path': asciiHeader(req.path),
+    'x-echo-query': asciiHeader(req.query)
   }
   const ct = req.headers?.['content-type']
   if (ct !== undefined) headers['content-type'] = ct

@@ -6,7 +6,8 @@ export interface RawResponse {
   status: number
   headers: IncomingHttpHeaders
   body: Buffer
-  json: () => any
+  /** The body parsed as a gateway error body (or any JSON object). */
+  json: () => { error: { code: string, message: string, requestId?: string } } & Record<string, unknown>
 }
 
 export interface RawRequest {

@@ -50,7 +50,11 @@ export function startProcess (command: string, args: string[], opts: SpawnOption
   })
 
   const signalGroup = (sig: NodeJS.Signals): void => {
-    try { process.kill(-pid, sig) } catch {}
+    try {
+      process.kill(-pid, sig)
+    } catch {
+      // the group is already gone
+    }
   }
 
   return {

@@ -1,4 +1,5 @@
 // Bounded polling: wait on an observable condition instead of sleeping.
+import type { MqttClient } from 'mqtt'
 
 export interface WaitOptions {
   /** Give up after this long (default 10 s). */
@@ -35,7 +36,9 @@ export async function waitFor<T> (probe: () => T | Promise<T>, opts: WaitOptions
 }
 
 /** Resolves with the first event emitted, or rejects after timeoutMs. */
-export async function onceWithin<T = unknown> (emitter: NodeJS.EventEmitter, event: string, timeoutMs = 10_000): Promise<T> {
+export async function onceWithin<T = unknown> (source: NodeJS.EventEmitter | MqttClient, event: string, timeoutMs = 10_000): Promise<T> {
+  // MQTT.js types its events per name; underneath it is an EventEmitter.
+  const emitter = source as NodeJS.EventEmitter
   return await new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => {
       emitter.off(event, onEvent)

@@ -13,7 +13,7 @@ async function echoReady (gw: TestGateway): Promise<void> {
     { timeoutMs: 15_000, what: 'the echo server to subscribe' })
 }
 
-async function roundTrip (gw: TestGateway, body: Buffer | string, contentType: string, service = 'echo'): Promise<Response> {
+async function roundTrip (gw: TestGateway, body: BodyInit, contentType: string, service = 'echo'): Promise<Response> {
   return await fetch(`${gw.httpUrl}/api/${service}/p/q?x=y&timeout=10`, { method: 'POST', body, headers: { 'content-type': contentType } })
 }
 
