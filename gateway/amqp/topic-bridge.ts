@@ -50,6 +50,9 @@ export function parseBridgeFilters (list: string): { ok: true, filters: string[]
 
 export class TopicBridge {
   private readonly injected = new WeakSet<Buffer>()
+  /** AMQP messages waiting to be published into MQTT, one at a time (see deliverNext). */
+  private readonly inbound: Array<{ ch: ConfirmChannel, msg: ConsumeMessage, topic: string, qos: 0 | 1, retain: boolean }> = []
+  private delivering = false
   private readonly matchAll: boolean
   readonly counters = {
     out: 0,
@@ -124,15 +127,34 @@ export class TopicBridge {
     const hq = headers[MQTT_QOS_HEADER]
     const qos: 0 | 1 = hq === 0 || hq === 1 ? hq : hq === 2 ? 1 : msg.properties.deliveryMode === 2 ? 1 : 0
     const retain = headers[MQTT_RETAIN_HEADER] === true
+    this.inbound.push({ ch, msg, topic, qos, retain })
+    if (!this.delivering) this.deliverNext()
+  }
+
+  /**
+   * Publishes into MQTT one message at a time, in arrival order. Aedes drops a
+   * message as a duplicate when a later one (higher broker counter) reached the
+   * subscriber first, and a QoS 1 message takes longer (it is stored first) than
+   * a QoS 0 one published right after it; one at a time, none overtakes another.
+   */
+  private deliverNext (): void {
+    const next = this.inbound.shift()
+    if (next === undefined) {
+      this.delivering = false
+      return
+    }
+    this.delivering = true
+    const { ch, msg, topic, qos, retain } = next
     const payload = msg.content
     this.injected.add(payload)
     this.mqtt.publish(topic, payload, qos, retain, err => {
       if (err) {
         this.reject(ch, msg, 'publish-failed', `${topic.slice(0, 200)}: ${err.message}`)
-        return
+      } else {
+        this.counters.in++
+        ackSafely(ch, msg)
       }
-      this.counters.in++
-      ackSafely(ch, msg)
+      this.deliverNext()
     })
   }
 

@@ -117,9 +117,13 @@ describe.skipIf(!rabbitAvailable())('queued services over RabbitMQ', () => {
     expect(answered.length).toBeGreaterThan(0)
     expect(timedOut.length).toBeGreaterThan(0)
     // The queue drains: requests whose callers gave up expire in RabbitMQ or are skipped, never processed late.
-    const ch = await (await amqp.connect(rabbit.url)).createChannel()
-    await waitFor(async () => (await ch.checkQueue(`rtw.req.${BURST}`)).messageCount === 0 && (await ch.checkQueue(`rtw.req.${BURST}`)).consumerCount === 1, { timeoutMs: 30_000, what: 'the burst queue to drain' })
-    await ch.connection.close()
+    const conn = await amqp.connect(rabbit.url)
+    const ch = await conn.createChannel()
+    await waitFor(async () => {
+      const q = await ch.checkQueue(`rtw.req.${BURST}`)
+      return q.messageCount === 0 && q.consumerCount === 1
+    }, { timeoutMs: 30_000, what: 'the burst queue to drain' })
+    await conn.close()
     const processed = workerIds(w, 'processed')
     expect(new Set(processed).size).toBe(processed.length)
     const processedSet = new Set(processed)
@@ -217,7 +221,7 @@ describe.skipIf(!rabbitAvailable())('queued services over RabbitMQ', () => {
     await waitFor(async () => {
       const stats = await (await fetch(`${gw.httpUrl}/stats`)).json() as { amqp: { requests: { rejectedReplies: Record<string, number> } } }
       const r = stats.amqp.requests.rejectedReplies
-      return r.unknown >= 1 && r['no-correlation-id'] >= 1
+      return (r.unknown ?? 0) >= 1 && (r['no-correlation-id'] ?? 0) >= 1
     }, { what: 'the gateway to count the bad replies' })
     await waitFor(async () => (await ch.checkQueue('rtw.dead')).messageCount >= dlqBefore + 3, { what: 'three dead letters' })
     expect(w.output()).toMatch(/malformed request/)
