@@ -87,7 +87,7 @@ export default async function apiRoutes (app: FastifyInstance): Promise<void> {
     if (!req.grants.mayCall(target.service)) throw new GatewayError('RTW_FORBIDDEN', `The token does not grant calling ${target.service}`)
     // The request topic obeys the same maxTopicLength/maxTopicLevels as an MQTT client's.
     const over = checkTopic(requestTopic(target.service, target.path), topicLimits)
-    if (over !== null) throw new GatewayError('RTW_BAD_TARGET', `The request topic ${over.reason}`)
+    if (over !== null) throw new GatewayError('RTW_BAD_TARGET', `The request ${over.reason}`)
     const headerTimeout = req.headers['x-rtw-timeout']
     const rawTimeout = target.timeoutParam ?? (typeof headerTimeout === 'string' ? headerTimeout : undefined)
     const timeoutMs = rawTimeout === undefined ? config.requestTimeoutMs : parseTimeout(rawTimeout, config.maxTimeoutMs)

@@ -59,7 +59,7 @@ function contentTypeOf (payload: Buffer): string {
 /** maxTopicLength and maxTopicLevels apply to HTTP publishers as to MQTT ones. */
 function checkLimits (topic: string, limits: TopicLimits): void {
   const over = checkTopicLimits(topic, limits)
-  if (over !== null) throw new GatewayError('RTW_BAD_TOPIC', `Topic ${over.reason}`)
+  if (over !== null) throw new GatewayError('RTW_BAD_TOPIC', `The ${over.reason}`)
 }
 
 export default async function publishRoutes (app: FastifyInstance): Promise<void> {
