@@ -20,6 +20,8 @@ export interface TestRabbit {
   restartable: boolean
   /** Graceful stop (SIGTERM, as systemd does); resolves once the node has exited. */
   stop: () => Promise<void>
+  /** Crash: SIGKILL the node, no shutdown at all; resolves once it is gone. */
+  kill: () => Promise<void>
   /** Starts the node again on the same ports and data; resolves once it accepts AMQP. */
   start: () => Promise<void>
   close: () => Promise<void>
@@ -50,7 +52,7 @@ export async function startRabbit (): Promise<TestRabbit> {
   if (external !== '') {
     await waitFor(() => acceptsAmqp(external), { timeoutMs: 30_000, intervalMs: 200, what: `RabbitMQ at ${external}` })
     const refuse = async (): Promise<void> => { throw new Error('an external RabbitMQ (RTW_TEST_AMQP_URL) cannot be stopped or started by tests') }
-    return { url: external, restartable: false, stop: refuse, start: refuse, close: async () => {}, output: () => '' }
+    return { url: external, restartable: false, stop: refuse, kill: refuse, start: refuse, close: async () => {}, output: () => '' }
   }
   if (!existsSync(RABBITMQ_SERVER)) {
     throw new Error(`${RABBITMQ_SERVER} not found: apt-get install -y rabbitmq-server, or set RTW_TEST_AMQP_URL`)
@@ -117,6 +119,13 @@ export async function startRabbit (): Promise<TestRabbit> {
     log += current.output()
   }
 
+  const kill = async (): Promise<void> => {
+    const current = node
+    if (current === undefined || current.exited !== undefined) return
+    await current.killGroup()
+    log += current.output()
+  }
+
   try {
     await start()
   } catch (err) {
@@ -130,6 +139,7 @@ export async function startRabbit (): Promise<TestRabbit> {
     url,
     restartable: true,
     stop,
+    kill,
     start,
     output: () => log + (node?.output() ?? ''),
     async close () {
