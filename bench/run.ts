@@ -6,14 +6,15 @@
 //   BENCH_WARMUP           seconds of unmeasured load before each point (default 1)
 //   BENCH_ROUNDS           rounds over every point; the median round is reported (default 1)
 //   BENCH_CONNECTIONS      comma-separated HTTP connection counts (default 10,50,100)
-//   BENCH_SCENARIOS        comma-separated scenario names, or "all" (default bare,gateway)
+//   BENCH_SCENARIOS        comma-separated scenario names, "all" or "none" (default bare,gateway)
 //   BENCH_MQTT             "0" skips the MQTT TCP/WebSocket round-trip rows
 //   BENCH_MQTT_REQUESTERS  MQTT requesters for those rows (default 10)
-//   BENCH_PROFILE          a scenario name: run its gateway with --cpu-prof into .tmp/bench-profiles/
+//   BENCH_PROFILE          a scenario name: run its server with --cpu-prof into .tmp/bench-profiles/
+//   BENCH_ALT_DIST         a second build (e.g. .tmp/dist-before) to run as the gateway-alt row
 //   BENCH_VERBOSE          "1" forwards the children's output
 import os from 'node:os'
 import { installCleanup, stopAll } from './lib/children.js'
-import { formatShares, startCpuMeter } from './lib/cpu.js'
+import { formatShares, startCpuMeter, type CpuShares } from './lib/cpu.js'
 import { runHttpLoad, type HttpLoad } from './lib/http-load.js'
 import { runMqttLoad, type MqttLoad } from './lib/mqtt-load.js'
 import { startGatewayWithEcho } from './lib/gateway.js'
@@ -35,17 +36,30 @@ const warmupS = envNumber('BENCH_WARMUP', 1)
 const rounds = Math.round(envNumber('BENCH_ROUNDS', 1))
 const connectionCounts = (process.env.BENCH_CONNECTIONS ?? '10,50,100').split(',').map(Number)
 const selected = process.env.BENCH_SCENARIOS ?? DEFAULT_SCENARIOS.join(',')
-const names = selected === 'all' ? HTTP_SCENARIOS.map(s => s.name) : selected.split(',').map(s => s.trim())
+const names = selected === 'all'
+  ? HTTP_SCENARIOS.map(s => s.name)
+  : selected === 'none' ? [] : selected.split(',').map(s => s.trim())
 
-interface Sample { load: HttpLoad, cpu: string }
-interface Row { scenario: HttpScenario, connections: number, samples: Sample[], load: HttpLoad, cpu: string }
+interface Sample { load: HttpLoad, cpu: CpuShares }
+interface Row { scenario: HttpScenario, connections: number, samples: Sample[], load: HttpLoad, cpu: CpuShares }
+
+/** CPU the servers (not the load generator, not the rest of the machine) spent per request, in µs. */
+function serverCpuPerRequest (cpu: CpuShares, rps: number): number {
+  let cores = 0
+  for (const [name, v] of cpu.shares) {
+    if (name === 'load' || name === 'other') continue
+    if (v === undefined) return NaN
+    cores += v
+  }
+  return cores * 1e6 / rps
+}
 
 /** Measures one point, and the CPU each process used meanwhile. */
 async function measure (started: Started, connections: number): Promise<Sample> {
   await runHttpLoad(started.request, connections, warmupS)
   const stopMeter = startCpuMeter(started.processes.map(p => ({ name: p.name.split(':').pop() as string, pid: p.proc.pid })))
   const load = await runHttpLoad(started.request, connections, durationS)
-  return { load, cpu: formatShares(stopMeter()) }
+  return { load, cpu: stopMeter() }
 }
 
 /** The median round by throughput, with every round's failures added up. */
@@ -69,7 +83,7 @@ async function benchHttp (): Promise<{ rows: Row[], failed: boolean }> {
   }
   const rows: Row[] = []
   for (const connections of connectionCounts) {
-    for (const { scenario } of scenarios) rows.push({ scenario, connections, samples: [], load: undefined as unknown as HttpLoad, cpu: '' })
+    for (const { scenario } of scenarios) rows.push({ scenario, connections, samples: [], load: undefined as unknown as HttpLoad, cpu: { shares: [] } })
   }
   // Interleaved, so slow drift on a shared machine hits every scenario alike.
   for (let round = 1; round <= rounds; round++) {
@@ -92,15 +106,17 @@ async function benchHttp (): Promise<{ rows: Row[], failed: boolean }> {
       ref === undefined ? '' : ref.scenario.name,
       ref === undefined ? '' : fmtRatio(r.load.rps / ref.load.rps),
       ref === undefined ? '' : fmtRatio(r.load.p99 / ref.load.p99),
-      r.cpu
+      fmtInt(serverCpuPerRequest(r.cpu, r.load.rps)),
+      formatShares(r.cpu)
     ]
   })
   console.log(`\nHTTP POST with a ${Buffer.byteLength(BODY)}-byte JSON body, one request in flight per connection; ` +
     `${durationS} s per point after ${warmupS} s warm-up${rounds > 1 ? `, median of ${rounds} rounds` : ''}; node ${process.version}, ${os.cpus().length} cores\n`)
-  console.log(renderTable(['conns', 'scenario', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'vs', 'req/s ratio', 'p99 ratio', 'CPU (cores)'], table))
+  console.log(renderTable(['conns', 'scenario', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'vs', 'req/s ratio', 'p99 ratio', 'CPU µs/req', 'CPU (cores)'], table))
   console.log()
   for (const { scenario } of scenarios) console.log(`  ${scenario.name}: ${scenario.about}`)
-  console.log('  CPU: cores used by each process during the point; load = autocannon (this process), other = the rest of the machine')
+  console.log('  CPU µs/req: CPU time the server processes spent per request, steadier than req/s when "other" is busy')
+  console.log('  CPU (cores): cores each process used during the point; load = autocannon (this process), other = the rest of the machine')
   for (const r of rows) {
     const extra = Object.entries(r.load.statuses).filter(([code]) => !code.startsWith('2'))
     if (extra.length > 0 || r.load.errors + r.load.timeouts > 0) {
@@ -127,11 +143,11 @@ async function benchMqtt (): Promise<boolean> {
   const gw = await startGatewayWithEcho('mqtt')
   const results: Array<{ transport: string, qos: 0 | 1, load: MqttLoad, cpu: string }> = []
   for (const qos of [0, 1] as const) {
-    for (const [transport, url] of [['tcp', gw.mqttUrl], ['ws', gw.wsUrl]] as const) {
+    for (const [transport, url] of [['tcp', gw.mqttUrl], ['ws', gw.wsUrl], ['ws-batched', gw.wsUrl]] as const) {
       process.stderr.write(`  MQTT ${transport} QoS ${qos}, ${requesters} requesters…\n`)
-      await runMqttLoad(url, '$req/echo/bench', BODY, requesters, warmupS, qos)
+      await runMqttLoad(transport, url, '$req/echo/bench', BODY, requesters, warmupS, qos)
       const stopMeter = startCpuMeter([{ name: 'gateway', pid: gw.gateway.proc.pid }, { name: 'echo', pid: gw.echo.proc.pid }])
-      const load = await runMqttLoad(url, '$req/echo/bench', BODY, requesters, durationS, qos)
+      const load = await runMqttLoad(transport, url, '$req/echo/bench', BODY, requesters, durationS, qos)
       results.push({ transport, qos, load, cpu: formatShares(stopMeter()) })
     }
   }
@@ -151,7 +167,9 @@ async function benchMqtt (): Promise<boolean> {
   })
   console.log(`\nMQTT-native request/response [P-4]: ${requesters} MQTT.js requesters in this process, one request in flight each, ` +
     '$req/echo/bench -> gateway -> echo server -> gateway -> $inbox/…\n')
-  console.log(renderTable(['transport', 'QoS', 'round trips/s', 'p50 ms', 'p99 ms', 'non-200', 'errors', 'ws/tcp', 'p99 ws/tcp', 'CPU (cores)'], table))
+  console.log(renderTable(['transport', 'QoS', 'round trips/s', 'p50 ms', 'p99 ms', 'non-200', 'errors', 'vs tcp', 'p99 vs tcp', 'CPU (cores)'], table))
+  console.log('  ws: MQTT.js\'s Node WebSocket transport, one frame per chunk (about five per PUBLISH);' +
+    ' ws-batched: one frame per event-loop turn on the client too, as MQTT.js\'s browser transport does')
   for (const r of results) {
     if (r.load.non2xx + r.load.errors + r.load.timeouts > 0) {
       console.log(`  ! MQTT ${r.transport} QoS ${r.qos}: non-200 ${JSON.stringify(r.load.statuses)}, errors ${r.load.errors}, timeouts ${r.load.timeouts}`)
@@ -164,7 +182,7 @@ async function main (): Promise<void> {
   installCleanup()
   const [load1] = os.loadavg()
   console.log(`RealTime-Web bench: ${names.join(', ')} at ${connectionCounts.join(', ')} connections (load average before start: ${(load1 ?? 0).toFixed(2)})`)
-  const http = await benchHttp()
+  const http = names.length === 0 ? { rows: [], failed: false } : await benchHttp()
   reportTarget(http.rows)
   const mqttFailed = process.env.BENCH_MQTT === '0' ? false : await benchMqtt()
   await stopAll()

@@ -43,6 +43,7 @@ export function startNode (name: string, script: string, opts: StartOptions = {}
   const exit = new Promise<void>(resolve => {
     proc.once('exit', (code, signal) => {
       exited = `exited with ${signal ?? code}`
+      if (verbose) console.error(`[${name}] ${exited}`)
       live.delete(child)
       resolve()
     })
@@ -80,8 +81,9 @@ export function startNode (name: string, script: string, opts: StartOptions = {}
     async stop () {
       if (proc.exitCode !== null || proc.signalCode !== null) return
       proc.kill('SIGTERM')
-      // A gateway drains before it exits; give it a moment, then insist.
-      const killer = setTimeout(() => proc.kill('SIGKILL'), 5_000)
+      // A gateway drains (up to its 10 s grace) and a profiled one writes its
+      // profile before it exits; give it that long, then insist.
+      const killer = setTimeout(() => proc.kill('SIGKILL'), 15_000)
       await exit
       clearTimeout(killer)
     }

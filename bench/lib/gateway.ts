@@ -19,6 +19,8 @@ export interface GatewayOptions {
   echoEnv?: Record<string, string>
   /** node flags for the gateway, e.g. --cpu-prof. */
   gatewayExecArgv?: string[]
+  /** The build to run (default dist), e.g. an older build copied aside to compare with. */
+  distDir?: string
 }
 
 const HOST = '127.0.0.1'
@@ -26,13 +28,14 @@ const HOST = '127.0.0.1'
 export async function startGatewayWithEcho (name: string, opts: GatewayOptions = {}): Promise<RunningGateway> {
   const httpPort = await freePort(HOST)
   const mqttPort = await freePort(HOST)
-  const gateway = startNode(`${name}:gateway`, 'dist/gateway/main.js', {
+  const dist = opts.distDir ?? 'dist'
+  const gateway = startNode(`${name}:gateway`, `${dist}/gateway/main.js`, {
     env: { RTW_HOST: HOST, RTW_HTTP_PORT: String(httpPort), RTW_MQTT_PORT: String(mqttPort), RTW_LOG_LEVEL: 'warn', ...opts.gatewayEnv },
     execArgv: opts.gatewayExecArgv
   })
   const httpUrl = `http://${HOST}:${httpPort}`
   await waitUntil(`${name}: gateway /healthz`, gateway, async () => (await fetch(`${httpUrl}/healthz`)).ok)
-  const echo = startNode(`${name}:echo`, 'dist/echo-server/main.js', {
+  const echo = startNode(`${name}:echo`, `${dist}/echo-server/main.js`, {
     env: { RTW_HOST: HOST, RTW_MQTT_PORT: String(mqttPort), ...opts.echoEnv }
   })
   await echo.waitForLine(/answering/)

@@ -2,8 +2,19 @@
 // request envelope on $req/<service>/… naming its own inbox, waits for the
 // reply there, and sends the next one. Run over TCP and over WebSocket, it
 // shows what the WebSocket transport costs.
-import mqtt, { type MqttClient } from 'mqtt'
+import mqtt, { MqttClient } from 'mqtt'
+import { WebSocket } from 'ws'
+import { webSocketDuplex } from '../../broker/ws-stream.js'
 import { LatencyRecorder } from './latency.js'
+
+/**
+ * tcp and ws are MQTT.js's own transports. In Node, MQTT.js's ws transport is
+ * ws.createWebSocketStream, which sends each chunk mqtt-packet writes (about
+ * five per PUBLISH) as its own frame; its browser transport batches them.
+ * ws-batched stands for the browser: the gateway's own batching duplex, used
+ * on the client side.
+ */
+export type Transport = 'tcp' | 'ws' | 'ws-batched'
 
 export interface MqttLoad {
   rps: number
@@ -20,8 +31,19 @@ export interface MqttLoad {
 
 const REPLY_TIMEOUT_MS = 10_000
 
-async function connect (url: string, clientId: string): Promise<MqttClient> {
-  const client = mqtt.connect(url, { clientId, reconnectPeriod: 0, connectTimeout: 5_000, clean: true })
+async function connect (transport: Transport, url: string, clientId: string): Promise<MqttClient> {
+  const opts = { clientId, reconnectPeriod: 0, connectTimeout: 5_000, clean: true }
+  let client: MqttClient
+  if (transport === 'ws-batched') {
+    const ws = new WebSocket(url, 'mqtt')
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve())
+      ws.once('error', reject)
+    })
+    client = new MqttClient(() => webSocketDuplex(ws), { protocolVersion: 4, keepalive: 60, ...opts })
+  } else {
+    client = mqtt.connect(url, opts)
+  }
   await new Promise<void>((resolve, reject) => {
     client.once('connect', () => resolve())
     client.once('error', reject)
@@ -32,7 +54,7 @@ async function connect (url: string, clientId: string): Promise<MqttClient> {
   return client
 }
 
-export async function runMqttLoad (url: string, topic: string, body: string, requesters: number, durationS: number, qos: 0 | 1): Promise<MqttLoad> {
+export async function runMqttLoad (transport: Transport, url: string, topic: string, body: string, requesters: number, durationS: number, qos: 0 | 1): Promise<MqttLoad> {
   const latencies = new LatencyRecorder()
   let non2xx = 0
   const statuses: Record<string, number> = {}
@@ -41,7 +63,7 @@ export async function runMqttLoad (url: string, topic: string, body: string, req
   let running = true
   const tag = Math.random().toString(36).slice(2, 8)
   const clients = await Promise.all(Array.from({ length: requesters }, async (_, i) => {
-    const client = await connect(url, `bench-${tag}-${i}`)
+    const client = await connect(transport, url, `bench-${tag}-${i}`)
     await client.subscribeAsync(`$inbox/${client.options.clientId as string}/r`, { qos })
     return client
   }))
