@@ -17,7 +17,7 @@ import { installCleanup, stopAll } from './lib/children.js'
 import { formatShares, startCpuMeter, type CpuShares } from './lib/cpu.js'
 import { runHttpLoad, type HttpLoad } from './lib/http-load.js'
 import { runMqttLoad, type MqttLoad } from './lib/mqtt-load.js'
-import { startGatewayWithEcho } from './lib/gateway.js'
+import { GATEWAY_OVERRIDES, startGatewayWithEcho } from './lib/gateway.js'
 import { fmtInt, fmtMs, fmtRatio, renderTable } from './lib/table.js'
 import { BODY, DEFAULT_SCENARIOS, HTTP_SCENARIOS, type HttpScenario, type Started } from './scenarios.js'
 
@@ -182,6 +182,8 @@ async function main (): Promise<void> {
   installCleanup()
   const [load1] = os.loadavg()
   console.log(`RealTime-Web bench: ${names.join(', ')} at ${connectionCounts.join(', ')} connections (load average before start: ${(load1 ?? 0).toFixed(2)})`)
+  console.log(`Gateway settings changed from the defaults: ${Object.entries(GATEWAY_OVERRIDES).map(([k, v]) => `${k}=${v}`).join(' ')}` +
+    ' (the default publish rate of 1000/s per client would cap the echo server\'s replies)')
   const http = names.length === 0 ? { rows: [], failed: false } : await benchHttp()
   reportTarget(http.rows)
   const mqttFailed = process.env.BENCH_MQTT === '0' ? false : await benchMqtt()

@@ -25,12 +25,23 @@ export interface GatewayOptions {
 
 const HOST = '127.0.0.1'
 
+/**
+ * Settings the bench changes from the gateway's defaults, printed with the results.
+ * publishRate (default 1000 PUBLISH/s per client) also limits responders: the
+ * echo server's replies past 1000/s are dropped, their callers wait for the
+ * timeout, and REST throughput collapses to a few hundred requests/s. An
+ * RTW_PUBLISH_RATE in the environment wins.
+ */
+export const GATEWAY_OVERRIDES: Record<string, string> = {
+  RTW_PUBLISH_RATE: process.env.RTW_PUBLISH_RATE ?? '1000000'
+}
+
 export async function startGatewayWithEcho (name: string, opts: GatewayOptions = {}): Promise<RunningGateway> {
   const httpPort = await freePort(HOST)
   const mqttPort = await freePort(HOST)
   const dist = opts.distDir ?? 'dist'
   const gateway = startNode(`${name}:gateway`, `${dist}/gateway/main.js`, {
-    env: { RTW_HOST: HOST, RTW_HTTP_PORT: String(httpPort), RTW_MQTT_PORT: String(mqttPort), RTW_LOG_LEVEL: 'warn', ...opts.gatewayEnv },
+    env: { RTW_HOST: HOST, RTW_HTTP_PORT: String(httpPort), RTW_MQTT_PORT: String(mqttPort), RTW_LOG_LEVEL: 'warn', ...GATEWAY_OVERRIDES, ...opts.gatewayEnv },
     execArgv: opts.gatewayExecArgv
   })
   const httpUrl = `http://${HOST}:${httpPort}`
