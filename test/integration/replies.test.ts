@@ -33,9 +33,8 @@ describe('reply handling', () => {
   async function call (path: string, query = 'timeout=10', body = path): Promise<{ response: Promise<Response>, req: NonNullable<Responder['requests'][number]> }> {
     const seen = held.requests.length
     const response = fetch(`${gw.httpUrl}/api/held/${path}?${query}`, { method: 'POST', body, headers: { 'content-type': 'text/plain' } })
-    const reqs = await held.waitForRequests(seen + 1)
-    const req = reqs.find(r => r.env.body === body)
-    if (req === undefined) throw new Error(`request ${path} not seen`)
+    // Calls may run concurrently: wait for this call's own request, by its body.
+    const req = await waitFor(() => held.requests.slice(seen).find(r => r.env.body === body), { what: `request ${path} at the responder` })
     return { response, req }
   }
 
