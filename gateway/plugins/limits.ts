@@ -10,6 +10,7 @@ import type { Client } from '../../broker/broker.js'
 import { guardConnection } from '../../broker/packet-guard.js'
 import type { MeteredDuplex } from '../../broker/ws-stream.js'
 import { KeyedRateLimiter, TokenBucket } from '../core/rate-limit.js'
+import { RES_PREFIX } from '../core/topics.js'
 import { LogLimiter } from '../log-limit.js'
 
 export interface LimitCounters {
@@ -113,10 +114,12 @@ async function limitsPlugin (app: FastifyInstance): Promise<void> {
   // [MQTT-3.3.5-2] lets a server acknowledge a PUBLISH it will not deliver. Over
   // the rate, a publish is acknowledged (Aedes sent PUBACK already) and dropped:
   // a bursty client keeps its connection and subscriptions, and only the excess is lost.
+  // Replies on $res/… are not counted: the gateway consumes them (no fan-out), each
+  // answers a request it made, and a responder serves as many as its callers send.
   const inner = hooks.intercept
   hooks.intercept = (client, packet) => {
     const s = stateOf(client)
-    if (s !== undefined && !s.bucket.take(Date.now())) {
+    if (s !== undefined && !(packet.topic.charCodeAt(0) === 36 && packet.topic.startsWith(RES_PREFIX)) && !s.bucket.take(Date.now())) {
       counters.publishesDropped++
       limited.warn('publish-rate', `client ${client.id}: more than ${config.publishRate} publishes per second (publishRate); dropped`)
       return true

@@ -193,6 +193,16 @@ describe('publishRate: excess publishes are acknowledged and dropped', () => {
     await sub.endAsync()
   })
 
+  it('does not count a responder\'s replies on $res/…: it answers as many requests as callers send', async () => {
+    const echo = await startEcho(gw.mqttUrl)
+    try {
+      const answers = await Promise.all(Array.from({ length: 30 }, async (_, i) => await fetch(`${gw.httpUrl}/api/echo/n`, { method: 'POST', body: String(i) })))
+      expect(answers.map(a => a.status)).toEqual(Array.from({ length: 30 }, () => 200))
+    } finally {
+      await echo.close()
+    }
+  })
+
   it('works the same for mosquitto_pub: every line acknowledged, the excess dropped', async () => {
     const before = gw.app.limits.counters.publishesDropped
     const sub = await connectClient(gw.mqttUrl)

@@ -43,5 +43,8 @@ describe('connectViolation', () => {
     expect(connectViolation({ clientId: 'ok', will: { topic: 'a/#' } }, limits)).toMatch(/Will Topic/)
     expect(connectViolation({ clientId: 'ok', will: { topic: '' } }, limits)).toMatch(/Will Topic/)
     expect(connectViolation({ clientId: 'ok', will: { topic: 'a/b/c/d' } }, limits)).toMatch(/Will Topic/)
+    expect(connectViolation({ clientId: 'ok', will: { topic: 'w', qos: 3 } }, limits)).toMatch(/Will QoS/)
+    expect(connectViolation({ clientId: 'ok', password: Buffer.from('t') }, limits)).toMatch(/MQTT-3.1.2-22/)
+    expect(connectViolation({ clientId: 'ok', username: '', password: Buffer.from('t') }, limits)).toBeNull()
   })
 })
