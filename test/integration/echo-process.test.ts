@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startGateway, type TestGateway } from '../helpers/gateway.js'
 import { startProcess, type TestProcess } from '../helpers/processes.js'
+import { restContract } from '../helpers/contract.js'
 import { waitFor } from '../helpers/wait.js'
 
 const ECHO = 'dist/echo-server/main.js'
@@ -30,6 +31,8 @@ describe('echo server process', () => {
     await echo?.killGroup()
     await gw?.close()
   })
+
+  restContract(() => gw)
 
   it('echoes JSON, text and binary bodies with their content type', async () => {
     const json = await roundTrip(gw, '{"a":[1,2,3]}', 'application/json')
