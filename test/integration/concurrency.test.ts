@@ -10,7 +10,8 @@ describe('1,000 concurrent requests', () => {
   let responder: Responder
 
   beforeAll(async () => {
-    gw = await startGateway()
+    // All requests come from one address; lift the per-caller limit (1,000 by default) out of the way.
+    gw = await startGateway({ maxInFlight: 10_000, maxInFlightPerClient: 5_000 })
     // Holds every request until all N are in flight, then answers them in
     // reverse order, so each reply overtakes the requests made before it.
     responder = await Responder.start(gw.mqttUrl, '$req/many/#')
