@@ -103,8 +103,9 @@ export function decodeReply (payload: Buffer): DecodeResult {
   const mirror = parsed.status === undefined && typeof parsed.method === 'string'
   let status = 200
   if (parsed.status !== undefined) {
-    if (typeof parsed.status !== 'number' || !Number.isInteger(parsed.status) || parsed.status < 100 || parsed.status > 599) {
-      return { ok: false, reason: 'status must be an integer from 100 to 599', id }
+    // A final status only: a 1xx written as the response breaks the HTTP exchange (the client sees a hang-up).
+    if (typeof parsed.status !== 'number' || !Number.isInteger(parsed.status) || parsed.status < 200 || parsed.status > 599) {
+      return { ok: false, reason: 'status must be an integer from 200 to 599', id }
     }
     status = parsed.status
   }

@@ -120,6 +120,7 @@ describe('failures of a running gateway', () => {
       ['not JSON', 'this is not json'],
       ['a JSON array', '[1,2,3]'],
       ['a status out of range', '{"status":700}'],
+      ['an informational 1xx status (would break the HTTP exchange)', '{"status":101}'],
       ['a status that is not a number', '{"status":"200"}'],
       ['headers that are not strings', '{"status":200,"headers":{"x":{"nested":true}}}'],
       ['an unknown encoding', '{"status":200,"body":"abc","enc":"hex"}'],
