@@ -72,6 +72,28 @@ describe('failures of a running gateway', () => {
       }
     })
 
+    it('counts a responder whose persistent session comes back without subscribing again', async () => {
+      const first = await connectClient(gw.mqttUrl, { clientId: 'persistent-responder', clean: false })
+      await subscribe(first, '$req/persistent/#')
+      await first.endAsync()
+      await waitFor(() => !gw.app.broker.subscriptions.hasMatch('$req/persistent/x'), { what: 'the offline session to stop counting' })
+      expect((await fetch(`${gw.httpUrl}/api/persistent/x?timeout=5`)).status).toBe(404)
+
+      // The same client id, clean=false: the broker restores the subscription, and so must the index.
+      const again = await connectClient(gw.mqttUrl, { clientId: 'persistent-responder', clean: false })
+      try {
+        again.on('message', (_topic, payload) => {
+          const env = JSON.parse(payload.toString()) as { id: string, replyTo: string }
+          void again.publishAsync(env.replyTo, JSON.stringify({ id: env.id, status: 200, body: 'back again' }))
+        })
+        await waitFor(() => gw.app.broker.subscriptions.hasMatch('$req/persistent/x'), { what: 'the restored subscription' })
+        const res = await fetch(`${gw.httpUrl}/api/persistent/x?timeout=5`)
+        expect([res.status, await res.text()]).toEqual([200, 'back again'])
+      } finally {
+        await again.endAsync()
+      }
+    })
+
     it('answers an unknown route outside /api with RTW_ROUTE_NOT_FOUND', async () => {
       const { res, body } = await timed(`${gw.httpUrl}/nope`)
       expect(res.status).toBe(404)
