@@ -37,6 +37,25 @@ export function rabbitAvailable (): boolean {
   return process.env.CI === 'true' || (process.env.RTW_TEST_AMQP_URL ?? '') !== '' || existsSync(RABBITMQ_SERVER)
 }
 
+/**
+ * Runs a command under a small sh watchdog: SIGTERM to the watchdog is passed on
+ * (RabbitMQ's start script turns it into a graceful stop), and when this test
+ * process disappears without cleaning up (killed, or a hook timed out), the
+ * watchdog stops the command within a second, so no node outlives the tests.
+ */
+function guarded (command: string, args: string[], orphanCleanupDir = ''): [string, string[]] {
+  const script = [
+    'parent=$1; shift',
+    '"$@" & child=$!',
+    'trap \'kill -TERM $child 2>/dev/null; wait $child; exit 0\' TERM INT',
+    'while kill -0 $parent 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 1 & wait $!; done',
+    'kill -TERM $child 2>/dev/null; wait $child',
+    // Only when orphaned: a normal stop keeps the data for a restart, and close() deletes it.
+    'if ! kill -0 $parent 2>/dev/null && [ -n "$cleanup" ]; then rm -rf "$cleanup"; fi'
+  ].join('\n')
+  return ['sh', ['-c', `cleanup='${orphanCleanupDir}'\n` + script, 'rtw-guard', String(process.pid), command, ...args]]
+}
+
 async function acceptsAmqp (url: string): Promise<boolean> {
   try {
     const conn = await amqp.connect(url, { timeout: 2_000 })
@@ -92,14 +111,14 @@ export async function startRabbit (): Promise<TestRabbit> {
   const url = `amqp://guest:guest@127.0.0.1:${amqpPort}`
 
   // Our own epmd on a free port, so nothing is shared with a system RabbitMQ and nothing outlives the tests.
-  const epmd = startProcess('epmd', ['-port', String(epmdPort), '-address', '127.0.0.1'], { env: {} })
+  const epmd = startProcess(...guarded('epmd', ['-port', String(epmdPort), '-address', '127.0.0.1']))
   await waitFor(() => isListening(epmdPort), { timeoutMs: 10_000, what: `epmd on port ${epmdPort}` })
 
   let node: TestProcess | undefined
   let log = ''
   const start = async (): Promise<void> => {
     if (node !== undefined && node.exited === undefined) throw new Error('RabbitMQ is already running')
-    node = startProcess(RABBITMQ_SERVER, [], { env, cwd: dir })
+    node = startProcess(...guarded(RABBITMQ_SERVER, [], dir), { env, cwd: dir })
     const current = node
     await waitFor(async () => {
       if (current.exited !== undefined) throw new Error(`rabbitmq-server exited ${JSON.stringify(current.exited)}:\n${current.output().slice(-3000)}`)
@@ -179,7 +198,8 @@ export interface WorkerProcessOptions {
 /** Starts echo-server/amqp-worker as its own process and waits until it consumes. */
 export async function startEchoWorker (url: string, opts: WorkerProcessOptions): Promise<TestProcess> {
   await ensureWorkerBuilt()
-  const worker = startProcess(process.execPath, [WORKER_JS], {
+  // Guarded too: a worker reconnects forever, so it must not outlive the tests.
+  const worker = startProcess(...guarded(process.execPath, [WORKER_JS]), {
     env: {
       RTW_AMQP_URL: url,
       ECHO_AMQP_SERVICES: opts.services.join(','),
