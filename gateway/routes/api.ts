@@ -103,7 +103,8 @@ export default async function apiRoutes (app: FastifyInstance): Promise<void> {
         headers: endToEndHeaders(req.headers, OWN_HEADERS),
         body: req.body as Buffer | undefined,
         timeoutMs,
-        noReply
+        noReply,
+        owner: req.grants === ALLOW_ALL ? 'ip:' + req.ip : 'sub:' + req.grants.subject
       })
       return
     }
