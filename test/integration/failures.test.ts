@@ -146,6 +146,9 @@ describe('failures of a running gateway', () => {
       ['a status that is not a number', '{"status":"200"}'],
       ['headers that are not strings', '{"status":200,"headers":{"x":{"nested":true}}}'],
       ['an unknown encoding', '{"status":200,"body":"abc","enc":"hex"}'],
+      ['a header value above U+00FF (Node cannot write it)', '{"status":200,"headers":{"x-name":"中"}}'],
+      ['a header value with CR LF (response splitting)', '{"status":200,"headers":{"x-a":"1\\r\\nset-cookie: a=b"}}'],
+      ['a header name that is not a token', '{"status":200,"headers":{"bad name":"1"}}'],
       ['a base64 body that is not a string', '{"status":200,"body":5,"enc":"base64"}']
     ]
     it.each(bad)('answers a reply on the $rid topic that is %s', async (_what, payload) => {
@@ -155,6 +158,8 @@ describe('failures of a running gateway', () => {
         expect(res.status).toBe(502)
         expect(body.error.code).toBe('RTW_BAD_REPLY')
         expect(body.error.requestId).toBe(r.requests[0]?.env.id)
+        // The gateway is still serving.
+        expect((await fetch(`${gw.httpUrl}/healthz`)).status).toBe(200)
       } finally {
         await r.close()
       }
