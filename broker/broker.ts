@@ -197,7 +197,7 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
       conn.destroy()
       return
     }
-    aedes.handle(conn, req)
+    keepEveryDelivery(aedes.handle(conn, req), aedes.id)
   }
 
   return {
@@ -263,4 +263,18 @@ function subscriptionAllowed (client: Client, sub: Subscription): boolean {
     return /^[^+#/]+$/.test(client.id) && topic.startsWith(INBOX_PREFIX + client.id + '/')
   }
   return true
+}
+
+/**
+ * Aedes drops a delivery whose broker counter is not above the last one the
+ * client saw, to send overlapping subscriptions' copies once. But a QoS 1
+ * message waits for persistence before it is routed, so a QoS 0 message
+ * published just after it overtakes it, and the QoS 1 message is then dropped
+ * as a "duplicate": lost, with no error anywhere. Pinning the counter the
+ * client has seen at 0 turns that check off. Overlapping subscriptions may
+ * then each get a copy, which [MQTT-3.3.5-1] allows ("MAY deliver further copies").
+ */
+function keepEveryDelivery (client: Client, brokerId: string): void {
+  const seen = (client as unknown as { duplicates: Record<string, number> }).duplicates
+  Object.defineProperty(seen, brokerId, { get: () => 0, set: () => {}, configurable: true, enumerable: true })
 }
