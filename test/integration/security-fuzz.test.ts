@@ -6,6 +6,7 @@
 //
 // Deterministic: every byte comes from a seeded PRNG. Reproduce a failure with
 // RTW_FUZZ_SEED=<the seed in the failure message> npx vitest run test/integration/security-fuzz.test.ts
+// (RTW_FUZZ_VERBOSE=1 also prints what the gateway logged during the run).
 import { existsSync, readFileSync, statSync, readdirSync } from 'node:fs'
 import { connect as netConnect } from 'node:net'
 import { join } from 'node:path'
