@@ -39,7 +39,7 @@ function expand (grant: string, vars: Record<string, string | undefined>): strin
   let ok = true
   const out = grant.replace(/\$\{(sub|clientid)\}/g, (_m, name: string) => {
     const v = vars[name]
-    if (v === undefined || v.length === 0 || /[+#/\u0000]/.test(v)) { ok = false; return '' }
+    if (v === undefined || v.length === 0 || /[+#/]/.test(v) || v.includes('\u0000')) { ok = false; return '' }
     return v
   })
   return ok ? out : null
