@@ -6,6 +6,7 @@ import { isValidPath, isValidService, requestTopic } from '../core/topics.js'
 import { ALLOW_ALL } from '../core/grants.js'
 import { checkTopic } from '../../broker/conformance.js'
 import type { Outcome } from '../core/correlator.js'
+import type { Call } from '../core/bridge.js'
 import { GatewayError, errorBody, ERRORS } from '../errors.js'
 import { callQueuedAsync, isQueuedAsync, readResult } from '../amqp/async-call.js'
 
@@ -93,22 +94,7 @@ export default async function apiRoutes (app: FastifyInstance): Promise<void> {
     const timeoutMs = rawTimeout === undefined ? config.requestTimeoutMs : parseTimeout(rawTimeout, config.maxTimeoutMs)
     const prefer = req.headers.prefer
     const noReply = timeoutMs === 0 || (typeof prefer === 'string' && prefer.includes('respond-async'))
-    if (isQueuedAsync(app, target.service, noReply)) {
-      // RabbitMQ-queued: 202 only once confirmed, with a status URL for the result (docs/AMQP.md §4).
-      callQueuedAsync(app, reply, {
-        service: target.service,
-        path: target.path,
-        method: req.method,
-        query: target.query,
-        headers: endToEndHeaders(req.headers, OWN_HEADERS),
-        body: req.body as Buffer | undefined,
-        timeoutMs,
-        noReply,
-        owner: req.grants === ALLOW_ALL ? 'ip:' + req.ip : 'sub:' + req.grants.subject
-      })
-      return
-    }
-    const started = bridge.call({
+    const call: Call = {
       service: target.service,
       path: target.path,
       method: req.method,
@@ -119,7 +105,13 @@ export default async function apiRoutes (app: FastifyInstance): Promise<void> {
       noReply,
       // maxInFlightPerClient counts per token subject, or per address without auth.
       owner: req.grants === ALLOW_ALL ? 'ip:' + req.ip : 'sub:' + req.grants.subject
-    }, (outcome, id) => send(reply, id, outcome))
+    }
+    if (isQueuedAsync(app, target.service, noReply)) {
+      // RabbitMQ-queued: 202 only once confirmed, with a status URL for the result (docs/AMQP.md §4).
+      callQueuedAsync(app, reply, call)
+      return
+    }
+    const started = bridge.call(call, (outcome, id) => send(reply, id, outcome))
     if (!started.ok) throw new GatewayError(started.code)
     if (noReply) {
       // [P-2.5] accepted, nobody waits for the reply.
