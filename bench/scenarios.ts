@@ -82,4 +82,4 @@ export const HTTP_SCENARIOS: HttpScenario[] = [
 ]
 
 /** Rows run when BENCH_SCENARIOS is not set; "all" runs every row. */
-export const DEFAULT_SCENARIOS = ['bare', 'gateway']
+export const DEFAULT_SCENARIOS = ['bare', 'gateway', 'gateway-qos0']
