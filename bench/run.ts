@@ -10,6 +10,7 @@
 //   BENCH_MQTT             "0" skips the MQTT TCP/WebSocket round-trip rows
 //   BENCH_MQTT_REQUESTERS  MQTT requesters for those rows (default 10)
 //   BENCH_PROFILE          a scenario name: run its server with --cpu-prof into .tmp/bench-profiles/
+//   BENCH_GATEWAY_NODE_FLAGS  node flags for every gateway process, e.g. "--max-semi-space-size=32"
 //   BENCH_ALT_DIST         a second build (e.g. .tmp/dist-before) to run as the gateway-alt row
 //   BENCH_VERBOSE          "1" forwards the children's output
 import os from 'node:os'

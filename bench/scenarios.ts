@@ -41,7 +41,8 @@ function gatewayScenario (name: string, about: string, opts: GatewayOptions = {}
     reference: 'bare',
     about,
     async start () {
-      const gw = await startGatewayWithEcho(name, { ...opts, gatewayExecArgv: [...(opts.gatewayExecArgv ?? []), ...(profileFlags(name) ?? [])] })
+      const extra = (process.env.BENCH_GATEWAY_NODE_FLAGS ?? '').split(' ').filter(f => f !== '')
+      const gw = await startGatewayWithEcho(name, { ...opts, gatewayExecArgv: [...extra, ...(opts.gatewayExecArgv ?? []), ...(profileFlags(name) ?? [])] })
       return {
         request: { url: `${gw.httpUrl}/api/echo/bench`, method: 'POST', headers: JSON_HEADERS, body: BODY },
         processes: [gw.gateway, gw.echo],
