@@ -44,6 +44,9 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     // One line per request would dominate the hot path; failures are logged below instead.
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
+    // Every request would otherwise get its own pino child logger just to carry
+    // a reqId; our log lines name the method and URL instead.
+    childLoggerFactory: logger => logger,
     // The router refuses a URL it cannot decode (e.g. "%zz") before any handler
     // runs; answer it in our error shape too [P-6.1].
     frameworkErrors: (err, req, reply) => {
