@@ -258,6 +258,8 @@ function subscriptionAllowed (client: Client, sub: Subscription): boolean {
   const topic = sub.topic
   if (topic.charCodeAt(0) !== 36) return true
   if (topic === '$res' || topic.startsWith(RES_PREFIX)) return false
+  // [P-10.3] An async result is read by its unguessable handle: no wildcards, so nobody can watch everyone's.
+  if (topic === '$result' || topic.startsWith('$result/')) return /^\$result\/[^+#/]+$/.test(topic)
   if (topic === '$inbox' || topic.startsWith(INBOX_PREFIX)) {
     // A client id with a wildcard or "/" in it could otherwise match other inboxes.
     return /^[^+#/]+$/.test(client.id) && topic.startsWith(INBOX_PREFIX + client.id + '/')

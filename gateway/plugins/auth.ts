@@ -33,6 +33,7 @@ export function maySubscribeWith (grants: Grants, filter: string): boolean {
     return grants.mayServe(service)
   }
   if (filter.startsWith(INBOX_PREFIX)) return true // ownership is checked by the broker [P-1.6]
+  if (filter.startsWith('$result/')) return true // the unguessable handle is the capability [P-10.3]
   return grants.maySubscribe(filter)
 }
 

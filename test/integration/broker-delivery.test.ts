@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { MqttClient } from 'mqtt'
 import { startGateway, type TestGateway } from '../helpers/gateway.js'
-import { connectClient, recordMessages, subscribe } from '../helpers/mqtt.js'
+import { connectClient, grantedQos, recordMessages, subscribe } from '../helpers/mqtt.js'
 import { waitFor } from '../helpers/wait.js'
 
 describe('broker delivery', () => {
@@ -36,5 +36,9 @@ describe('broker delivery', () => {
     for (let i = 0; i < 50; i++) {
       for (const kind of ['q1', 'q0', 'c1', 'c0']) expect(topics.has(`mix/${kind}/${i}`), `mix/${kind}/${i}`).toBe(true)
     }
+  })
+
+  it('async results are read by handle only: no wildcard can watch everyone\'s', async () => {
+    expect(await grantedQos(sub, ['$result/#', '$result/+', '$result', '$result/AbC_123'])).toEqual([128, 128, 128, 1])
   })
 })

@@ -58,5 +58,6 @@ describe('what MQTT packets need', () => {
     expect(maySubscribeWith(g, '$req/#')).toBe(false)
     expect(maySubscribeWith(g, 't/+')).toBe(true)
     expect(maySubscribeWith(g, '#')).toBe(false)
+    expect(maySubscribeWith(g, '$result/k3Jx9')).toBe(true)
   })
 })
