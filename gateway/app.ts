@@ -43,7 +43,9 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     bodyLimit: config.bodyLimit,
     // One line per request would dominate the hot path; failures are logged below instead.
     logController: new LogController({ disableRequestLogging: true }),
-    return503OnClosing: true,
+    // Requests that arrive while closing reach the bridge, which is draining and
+    // answers 503 RTW_SHUTTING_DOWN in our error shape [P-5.6].
+    return503OnClosing: false,
     // Every request would otherwise get its own pino child logger just to carry
     // a reqId; our log lines name the method and URL instead.
     childLoggerFactory: logger => logger,
