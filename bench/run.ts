@@ -6,12 +6,15 @@
 //   BENCH_WARMUP           seconds of unmeasured load before each point (default 1)
 //   BENCH_ROUNDS           rounds over every point; the median round is reported (default 1)
 //   BENCH_CONNECTIONS      comma-separated HTTP connection counts (default 10,50,100)
-//   BENCH_SCENARIOS        comma-separated scenario names, "all" or "none" (default bare,gateway,gateway-qos0)
+//   BENCH_SCENARIOS        comma-separated scenario names, "all" or "none" (default bare,gateway,gateway-qos0,gateway-queued)
 //   BENCH_MQTT             "0" skips the MQTT TCP/WebSocket round-trip rows
 //   BENCH_MQTT_REQUESTERS  MQTT requesters for those rows (default 10)
 //   BENCH_PROFILE          a scenario name: run its server with --cpu-prof into .tmp/bench-profiles/
 //   BENCH_GATEWAY_NODE_FLAGS  node flags for every gateway process, e.g. "--max-semi-space-size=32"
 //   BENCH_ALT_DIST         a second build (e.g. .tmp/dist-before) to run as the gateway-alt row
+//   RTW_AMQP_URL           the RabbitMQ for the gateway-queued row; unset: a private node is started for
+//                          it when rabbitmq-server is installed, else the row is skipped (bench/scenarios.ts)
+//   BENCH_AMQP_PREFETCH    the gateway-queued row's worker prefetch (default 100)
 //   BENCH_VERBOSE          "1" forwards the children's output
 import os from 'node:os'
 import { installCleanup, stopAll } from './lib/children.js'

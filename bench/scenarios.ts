@@ -1,14 +1,15 @@
 // What `npm run bench` measures. Each HTTP scenario starts its servers, names
 // the request to send, and may name a reference scenario its figures are
 // divided by. Add a row by adding an entry here.
-import { startNode, type Child } from './lib/children.js'
+import { RABBITMQ_SERVER, acceptsAmqp, rabbitInstalled, startRabbitNode } from '../scripts/rabbitmq-node.js'
+import { startNode, track, type Child } from './lib/children.js'
 import { startGatewayWithEcho, type GatewayOptions } from './lib/gateway.js'
 import type { HttpRequestSpec } from './lib/http-load.js'
 
 export interface Started {
   request: HttpRequestSpec
-  /** Processes whose CPU use is reported beside the figures. */
-  processes: Child[]
+  /** Processes whose CPU use is reported beside the figures (name: the part after the last ":"). */
+  processes: Array<Pick<Child, 'name'> & { proc: { readonly pid?: number } }>
   stop: () => Promise<void>
 }
 
@@ -52,6 +53,61 @@ function gatewayScenario (name: string, about: string, opts: GatewayOptions = {}
   }
 }
 
+/**
+ * Issue 3: a queued echo service, REST -> gateway -> durable queue rtw.req.echo ->
+ * echo AMQP worker -> reply queue -> REST, compared with the MQTT responder path.
+ * RabbitMQ is the one in RTW_AMQP_URL, or else a private node started for the
+ * row (scripts/rabbitmq-node.ts) and stopped with it; without either it is skipped.
+ *   BENCH_AMQP_PREFETCH  the worker's prefetch (default 100: the worker's own default of 10
+ *                        caps it at 10 requests in flight, below the higher connection counts)
+ */
+function queuedScenario (name: string): HttpScenario {
+  const external = process.env.RTW_AMQP_URL ?? ''
+  const prefetchSetting = process.env.BENCH_AMQP_PREFETCH ?? '100'
+  return {
+    name,
+    reference: 'gateway',
+    about: `as gateway, with echo a queued service: REST -> gateway -> RabbitMQ queue rtw.req.echo (persistent, confirmed) -> ` +
+      `dist/echo-server/amqp-worker.js (prefetch ${prefetchSetting}) -> rtw.reply.<node> -> REST; RabbitMQ ${external === '' ? 'a private node started for the row' : 'from RTW_AMQP_URL (its CPU is in "other")'}`,
+    skip: () => external !== '' || rabbitInstalled()
+      ? undefined
+      : `RTW_AMQP_URL is not set and ${RABBITMQ_SERVER} is not installed (apt-get install -y rabbitmq-server)`,
+    async start () {
+      const prefetch = Math.round(Number(prefetchSetting))
+      if (!(prefetch > 0)) throw new Error(`BENCH_AMQP_PREFETCH must be a positive number (got ${prefetchSetting})`)
+      let url = external
+      let stopRabbit = async (): Promise<void> => {}
+      const processes: Started['processes'] = []
+      if (url === '') {
+        process.stderr.write(`  ${name}: starting a private RabbitMQ node…\n`)
+        const node = await startRabbitNode({ namePrefix: 'rtw-bench' })
+        // Its data is thrown away, so there is nothing to stop gracefully: SIGKILL, then delete the dir.
+        stopRabbit = track({ name: 'rabbitmq', stop: async () => { await node.kill(); await node.close() }, stopSync: node.closeSync })
+        url = node.url
+        processes.push({ name: 'rabbitmq', proc: { pid: node.vmPid() } })
+      } else if (!await acceptsAmqp(url, 10_000)) {
+        throw new Error(`${name}: RabbitMQ at RTW_AMQP_URL does not accept AMQP connections`)
+      }
+      const extra = (process.env.BENCH_GATEWAY_NODE_FLAGS ?? '').split(' ').filter(f => f !== '')
+      // BENCH_PROFILE=<this row> profiles the worker too; its profile is the other file in .tmp/bench-profiles.
+      const gw = await startGatewayWithEcho(name, {
+        amqp: { url, prefetch },
+        gatewayExecArgv: [...extra, ...(profileFlags(name) ?? [])],
+        echoExecArgv: profileFlags(name)
+      }).catch(async (err: unknown) => { await stopRabbit(); throw err })
+      if (process.env.BENCH_PROFILE === name) process.stderr.write(`  ${name}: profiling gateway pid ${gw.gateway.proc.pid}, worker pid ${gw.echo.proc.pid}\n`)
+      return {
+        request: { url: `${gw.httpUrl}/api/echo/bench`, method: 'POST', headers: JSON_HEADERS, body: BODY },
+        processes: [gw.gateway, gw.echo, ...processes],
+        async stop () {
+          await gw.stop()
+          await stopRabbit()
+        }
+      }
+    }
+  }
+}
+
 export const HTTP_SCENARIOS: HttpScenario[] = [
   {
     name: 'bare',
@@ -73,14 +129,9 @@ export const HTTP_SCENARIOS: HttpScenario[] = [
     // For performance work: copy a build aside (cp -r dist .tmp/dist-before) and compare it in the same run.
     ...gatewayScenario('gateway-alt', `as gateway, from the build in BENCH_ALT_DIST (${process.env.BENCH_ALT_DIST ?? 'unset'})`, { distDir: process.env.BENCH_ALT_DIST }),
     skip: () => process.env.BENCH_ALT_DIST === undefined ? 'BENCH_ALT_DIST is not set' : undefined
-  }
-  // Issue 3: the queued-service row goes here, compared with the MQTT responder path:
-  //   { name: 'gateway-queued', reference: 'gateway', about: 'REST -> RabbitMQ queue rtw.req.echo -> echo AMQP worker -> REST',
-  //     skip: () => process.env.RTW_AMQP_URL === undefined ? 'RTW_AMQP_URL is not set' : undefined,
-  //     start: a gateway with RTW_AMQP_URL and RTW_QUEUED_SERVICES=echo (startGatewayWithEcho's gatewayEnv),
-  //            plus dist/echo-server/amqp-worker.js as its responder (startNode), and the same request as 'gateway' }
-  // Add its name to DEFAULT_SCENARIOS: the skip keeps `npm run bench` working without RabbitMQ.
+  },
+  queuedScenario('gateway-queued')
 ]
 
 /** Rows run when BENCH_SCENARIOS is not set; "all" runs every row. */
-export const DEFAULT_SCENARIOS = ['bare', 'gateway', 'gateway-qos0']
+export const DEFAULT_SCENARIOS = ['bare', 'gateway', 'gateway-qos0', 'gateway-queued']

@@ -1,6 +1,6 @@
 // Child processes the bench starts: the servers under test run each in its own
-// process so each gets a core. Every child is stopped when the bench exits,
-// fails or is interrupted.
+// process so each gets a core. Every child, and every resource tracked with
+// track(), is stopped when the bench exits, fails or is interrupted.
 import { spawn, type ChildProcess } from 'node:child_process'
 
 export interface Child {
@@ -16,9 +16,12 @@ export interface Child {
 export interface StartOptions {
   env?: Record<string, string>
   execArgv?: string[]
+  /** stopAll stops it after the other children: a worker that must answer what a draining gateway waits for. */
+  stopLate?: boolean
 }
 
 const live = new Set<Child>()
+const late = new WeakSet<Child>()
 const verbose = process.env.BENCH_VERBOSE === '1'
 
 export function startNode (name: string, script: string, opts: StartOptions = {}): Child {
@@ -89,17 +92,42 @@ export function startNode (name: string, script: string, opts: StartOptions = {}
     }
   }
   live.add(child)
+  if (opts.stopLate === true) late.add(child)
   return child
 }
 
+/** Something besides a node child that the bench started and must stop, e.g. a private RabbitMQ node. */
+export interface Resource {
+  readonly name: string
+  stop: () => Promise<void>
+  /** Synchronous last resort, from the process 'exit' handler. */
+  stopSync: () => void
+}
+
+const resources = new Set<Resource>()
+
+/** Stops the resource with the children (after them: they may depend on it); returns a stop that also forgets it. */
+export function track (resource: Resource): () => Promise<void> {
+  resources.add(resource)
+  return async () => {
+    if (!resources.delete(resource)) return
+    await resource.stop()
+  }
+}
+
 export async function stopAll (): Promise<void> {
+  await Promise.all([...live].filter(c => !late.has(c)).map(async c => c.stop()))
   await Promise.all([...live].map(async c => c.stop()))
+  const left = [...resources]
+  resources.clear()
+  await Promise.all(left.map(async r => r.stop()))
 }
 
 /** Stops every child on exit, on Ctrl-C/SIGTERM and on an uncaught error. */
 export function installCleanup (): void {
   process.once('exit', () => {
     for (const c of live) c.proc.kill('SIGKILL')
+    for (const r of resources) r.stopSync()
   })
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {

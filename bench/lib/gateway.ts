@@ -1,5 +1,7 @@
 // Starts the real gateway and the echo server, each as its own process on
 // free ports, as `npm start` would, and waits until a request goes through.
+// The echo server is the MQTT responder, or with `amqp` the echo AMQP worker
+// of a queued echo service (docs/AMQP.md §3).
 import { startNode, type Child } from './children.js'
 import { freePort } from './ports.js'
 
@@ -21,6 +23,13 @@ export interface GatewayOptions {
   gatewayExecArgv?: string[]
   /** The build to run (default dist), e.g. an older build copied aside to compare with. */
   distDir?: string
+  /**
+   * Queue echo requests in this RabbitMQ (RTW_QUEUED_SERVICES=echo) and answer
+   * them with dist/echo-server/amqp-worker.js instead of the MQTT echo server.
+   */
+  amqp?: { url: string, prefetch: number }
+  /** node flags for the echo server or worker, e.g. --cpu-prof. */
+  echoExecArgv?: string[]
 }
 
 const HOST = '127.0.0.1'
@@ -40,16 +49,33 @@ export async function startGatewayWithEcho (name: string, opts: GatewayOptions =
   const httpPort = await freePort(HOST)
   const mqttPort = await freePort(HOST)
   const dist = opts.distDir ?? 'dist'
+  // An RTW_AMQP_URL in the bench's own environment turns RabbitMQ on only where asked for.
+  const amqpEnv = opts.amqp === undefined
+    ? { RTW_AMQP_URL: '', RTW_QUEUED_SERVICES: '' }
+    : { RTW_AMQP_URL: opts.amqp.url, RTW_QUEUED_SERVICES: 'echo' }
   const gateway = startNode(`${name}:gateway`, `${dist}/gateway/main.js`, {
-    env: { RTW_HOST: HOST, RTW_HTTP_PORT: String(httpPort), RTW_MQTT_PORT: String(mqttPort), RTW_LOG_LEVEL: 'warn', ...GATEWAY_OVERRIDES, ...opts.gatewayEnv },
+    env: { RTW_HOST: HOST, RTW_HTTP_PORT: String(httpPort), RTW_MQTT_PORT: String(mqttPort), RTW_LOG_LEVEL: 'warn', ...amqpEnv, ...GATEWAY_OVERRIDES, ...opts.gatewayEnv },
     execArgv: opts.gatewayExecArgv
   })
   const httpUrl = `http://${HOST}:${httpPort}`
-  await waitUntil(`${name}: gateway /healthz`, gateway, async () => (await fetch(`${httpUrl}/healthz`)).ok)
-  const echo = startNode(`${name}:echo`, `${dist}/echo-server/main.js`, {
-    env: { RTW_HOST: HOST, RTW_MQTT_PORT: String(mqttPort), ...opts.echoEnv }
-  })
-  await echo.waitForLine(/answering/)
+  // With RabbitMQ, /readyz also says it is connected and its queues are declared (an older build, BENCH_ALT_DIST, may lack /readyz).
+  const ready = opts.amqp === undefined ? '/healthz' : '/readyz'
+  await waitUntil(`${name}: gateway ${ready}`, gateway, async () => (await fetch(`${httpUrl}${ready}`)).ok, opts.amqp === undefined ? 10_000 : 30_000)
+  let echo: Child
+  if (opts.amqp === undefined) {
+    echo = startNode(`${name}:echo`, `${dist}/echo-server/main.js`, {
+      env: { RTW_HOST: HOST, RTW_MQTT_PORT: String(mqttPort), ...opts.echoEnv },
+      execArgv: opts.echoExecArgv
+    })
+    await echo.waitForLine(/answering/)
+  } else {
+    echo = startNode(`${name}:worker`, `${dist}/echo-server/amqp-worker.js`, {
+      env: { RTW_AMQP_URL: opts.amqp.url, ECHO_AMQP_SERVICES: 'echo', ECHO_AMQP_PREFETCH: String(opts.amqp.prefetch), ECHO_DELAY_MS: '0', ECHO_AMQP_LOG_IDS: '0', ...opts.echoEnv },
+      execArgv: opts.echoExecArgv,
+      stopLate: true
+    })
+    await echo.waitForLine(/amqp-worker: consuming/, 30_000)
+  }
   await waitUntil(`${name}: a request through the echo server`, echo, async () => {
     const res = await fetch(`${httpUrl}/api/echo/ping`, { method: 'POST', body: 'ping' })
     return res.status === 200 && await res.text() === 'ping'
@@ -61,8 +87,10 @@ export async function startGatewayWithEcho (name: string, opts: GatewayOptions =
     gateway,
     echo,
     async stop () {
-      await echo.stop()
+      // A queued request waits for the worker, so the worker goes last: the gateway can drain.
+      if (opts.amqp === undefined) await echo.stop()
       await gateway.stop()
+      await echo.stop()
     }
   }
 }

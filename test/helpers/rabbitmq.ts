@@ -3,16 +3,15 @@
 // stopped and deleted at the end. Or, with RTW_TEST_AMQP_URL set, one that is
 // already running (then it cannot be restarted, and tests that need that skip).
 //
-// Needs the Debian package rabbitmq-server (which brings erlang-base and epmd).
-import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+// The node itself is started by scripts/rabbitmq-node.ts, which `npm run bench`
+// shares. Needs the Debian package rabbitmq-server (which brings erlang-base and epmd).
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import amqp from 'amqplib'
-import { freePort, isListening } from './ports.js'
+import { RABBITMQ_SERVER, acceptsAmqp, guarded, startRabbitNode } from '../../scripts/rabbitmq-node.js'
 import { startProcess, type TestProcess } from './processes.js'
 import { waitFor } from './wait.js'
 
-export const RABBITMQ_SERVER = '/usr/lib/rabbitmq/bin/rabbitmq-server'
+export { RABBITMQ_SERVER }
 
 export interface TestRabbit {
   url: string
@@ -37,35 +36,6 @@ export function rabbitAvailable (): boolean {
   return process.env.CI === 'true' || (process.env.RTW_TEST_AMQP_URL ?? '') !== '' || existsSync(RABBITMQ_SERVER)
 }
 
-/**
- * Runs a command under a small sh watchdog: SIGTERM to the watchdog is passed on
- * (RabbitMQ's start script turns it into a graceful stop), and when this test
- * process disappears without cleaning up (killed, or a hook timed out), the
- * watchdog stops the command within a second, so no node outlives the tests.
- */
-function guarded (command: string, args: string[], orphanCleanupDir = ''): [string, string[]] {
-  const script = [
-    'parent=$1; shift',
-    '"$@" & child=$!',
-    'trap \'kill -TERM $child 2>/dev/null; wait $child; exit 0\' TERM INT',
-    'while kill -0 $parent 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 1 & wait $!; done',
-    'kill -TERM $child 2>/dev/null; wait $child',
-    // Only when orphaned: a normal stop keeps the data for a restart, and close() deletes it.
-    'if ! kill -0 $parent 2>/dev/null && [ -n "$cleanup" ]; then rm -rf "$cleanup"; fi'
-  ].join('\n')
-  return ['sh', ['-c', `cleanup='${orphanCleanupDir}'\n` + script, 'rtw-guard', String(process.pid), command, ...args]]
-}
-
-async function acceptsAmqp (url: string): Promise<boolean> {
-  try {
-    const conn = await amqp.connect(url, { timeout: 2_000 })
-    await conn.close()
-    return true
-  } catch {
-    return false
-  }
-}
-
 export async function startRabbit (): Promise<TestRabbit> {
   const external = process.env.RTW_TEST_AMQP_URL ?? ''
   if (external !== '') {
@@ -76,98 +46,8 @@ export async function startRabbit (): Promise<TestRabbit> {
   if (!existsSync(RABBITMQ_SERVER)) {
     throw new Error(`${RABBITMQ_SERVER} not found: apt-get install -y rabbitmq-server, or set RTW_TEST_AMQP_URL`)
   }
-
-  const dir = mkdtempSync(join(tmpdir(), 'rtw-rabbit-'))
-  const [amqpPort, distPort, epmdPort] = [await freePort(), await freePort(), await freePort()]
-  const nodeName = `rtw-test-${process.pid}-${amqpPort}@localhost`
-  writeFileSync(join(dir, 'enabled_plugins'), '[].\n')
-  writeFileSync(join(dir, 'rabbitmq-env.conf'), '')
-  writeFileSync(join(dir, 'rabbitmq.conf'), [
-    'log.console = false',
-    'log.file.level = warning',
-    // Small CI disks: only stop accepting publishes when nearly full.
-    'disk_free_limit.absolute = 50MB',
-    'loopback_users.guest = true',
-    ''
-  ].join('\n'))
-
-  const env = {
-    HOME: dir, // the Erlang cookie lives here
-    ERL_EPMD_PORT: String(epmdPort),
-    RABBITMQ_NODENAME: nodeName,
-    RABBITMQ_NODE_IP_ADDRESS: '127.0.0.1',
-    RABBITMQ_NODE_PORT: String(amqpPort),
-    RABBITMQ_DIST_PORT: String(distPort),
-    RABBITMQ_MNESIA_BASE: join(dir, 'mnesia'),
-    RABBITMQ_LOG_BASE: join(dir, 'log'),
-    RABBITMQ_CONFIG_FILE: join(dir, 'rabbitmq.conf'),
-    RABBITMQ_ADVANCED_CONFIG_FILE: join(dir, 'advanced.config'),
-    RABBITMQ_ENABLED_PLUGINS_FILE: join(dir, 'enabled_plugins'),
-    RABBITMQ_CONF_ENV_FILE: join(dir, 'rabbitmq-env.conf'),
-    RABBITMQ_PID_FILE: join(dir, 'rabbitmq.pid'),
-    // Erlang distribution on loopback only.
-    RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS: '-kernel inet_dist_use_interface {127,0,0,1}'
-  }
-  const url = `amqp://guest:guest@127.0.0.1:${amqpPort}`
-
-  // Our own epmd on a free port, so nothing is shared with a system RabbitMQ and nothing outlives the tests.
-  const epmd = startProcess(...guarded('epmd', ['-port', String(epmdPort), '-address', '127.0.0.1']))
-  await waitFor(() => isListening(epmdPort), { timeoutMs: 10_000, what: `epmd on port ${epmdPort}` })
-
-  let node: TestProcess | undefined
-  let log = ''
-  const start = async (): Promise<void> => {
-    if (node !== undefined && node.exited === undefined) throw new Error('RabbitMQ is already running')
-    node = startProcess(...guarded(RABBITMQ_SERVER, [], dir), { env, cwd: dir })
-    const current = node
-    await waitFor(async () => {
-      if (current.exited !== undefined) throw new Error(`rabbitmq-server exited ${JSON.stringify(current.exited)}:\n${current.output().slice(-3000)}`)
-      return await acceptsAmqp(url)
-    }, { timeoutMs: 60_000, intervalMs: 100, what: `RabbitMQ on port ${amqpPort}` })
-  }
-  const stop = async (): Promise<void> => {
-    const current = node
-    if (current === undefined || current.exited !== undefined) return
-    // The start script traps SIGTERM and stops the node gracefully.
-    current.signal('SIGTERM')
-    try {
-      await current.waitForExit(30_000)
-    } catch {
-      await current.killGroup()
-    }
-    log += current.output()
-  }
-
-  const kill = async (): Promise<void> => {
-    const current = node
-    if (current === undefined || current.exited !== undefined) return
-    await current.killGroup()
-    log += current.output()
-  }
-
-  try {
-    await start()
-  } catch (err) {
-    await node?.killGroup()
-    await epmd.killGroup()
-    rmSync(dir, { recursive: true, force: true })
-    throw err
-  }
-
-  return {
-    url,
-    restartable: true,
-    stop,
-    kill,
-    start,
-    output: () => log + (node?.output() ?? ''),
-    async close () {
-      await stop()
-      await node?.killGroup()
-      await epmd.killGroup()
-      rmSync(dir, { recursive: true, force: true })
-    }
-  }
+  const node = await startRabbitNode({ namePrefix: 'rtw-test' })
+  return { url: node.url, restartable: true, stop: node.stop, kill: node.kill, start: node.start, close: node.close, output: node.output }
 }
 
 const root = join(import.meta.dirname, '..', '..')
