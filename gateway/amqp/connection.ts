@@ -4,7 +4,9 @@
 // has no recovery that redeclares; this is the one place that handles it.
 import { EventEmitter } from 'node:events'
 import amqp, { type ChannelModel, type ConfirmChannel, type Options } from 'amqplib'
+import type { Writable } from 'node:stream'
 import { reconnectDelay } from './backoff.js'
+import { batchWrites } from '../../broker/write-batch.js'
 
 export type AmqpState = 'connecting' | 'up' | 'down' | 'closed'
 
@@ -99,8 +101,13 @@ export class AmqpConnection extends EventEmitter {
     this.state = 'connecting'
     let model: ChannelModel | undefined
     try {
-      model = await amqp.connect(this.url, { clientProperties: { connection_name: this.opts.name }, timeout: 5_000 })
+      // noDelay: amqplib leaves Nagle on, and publish + confirm + reply are small
+      // back-to-back writes that stall ~40 ms on delayed ACKs (PERF-NOTES pitfall 2).
+      model = await amqp.connect(this.url, { clientProperties: { connection_name: this.opts.name }, timeout: 5_000, noDelay: true })
       if (this.closed) { await model.close().catch(() => {}); return }
+      // amqplib writes every frame with its own syscall; gather one turn's frames into one write.
+      const stream = (model as unknown as { connection?: { stream?: Writable } }).connection?.stream
+      if (stream !== undefined) batchWrites(stream)
       this.model = model
       const generation = this.generation + 1
       model.on('error', (err: Error) => { this.lastError = err.message })
