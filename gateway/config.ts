@@ -37,7 +37,7 @@ export const CONFIG_FIELDS = {
   allowedOrigins: { kind: 'optional', env: 'RTW_ALLOWED_ORIGINS', flag: '--allowed-origins', default: '', doc: 'Comma list of browser origins for CORS and WebSocket, "*" for any; empty = same origin only' },
   maxPacketSize: { kind: 'int', env: 'RTW_MAX_PACKET_SIZE', flag: '--max-packet-size', default: 2_097_152, min: 64, doc: 'Largest MQTT packet in bytes; a larger one disconnects the client' },
   maxInFlightPerClient: { kind: 'int', env: 'RTW_MAX_IN_FLIGHT_PER_CLIENT', flag: '--max-in-flight-per-client', default: 1000, min: 1, doc: 'Requests one MQTT client or one REST token may have awaiting replies (429 above it)' },
-  publishRate: { kind: 'int', env: 'RTW_PUBLISH_RATE', flag: '--publish-rate', default: 1000, min: 1, doc: 'PUBLISH packets per second per client (bursts up to this many); excess is dropped' },
+  publishRate: { kind: 'int', env: 'RTW_PUBLISH_RATE', flag: '--publish-rate', default: 10_000, min: 1, doc: 'PUBLISH packets per second per client (bursts up to this many); excess is dropped' },
   connectRate: { kind: 'int', env: 'RTW_CONNECT_RATE', flag: '--connect-rate', default: 200, min: 1, doc: 'New MQTT connections per second per remote address (bursts up to this many)' },
   maxSubscriptions: { kind: 'int', env: 'RTW_MAX_SUBSCRIPTIONS', flag: '--max-subscriptions', default: 128, min: 1, doc: 'Subscriptions per client (SUBACK 0x80 above it)' },
   maxTopicLength: { kind: 'int', env: 'RTW_MAX_TOPIC_LENGTH', flag: '--max-topic-length', default: 1024, min: 16, doc: 'Longest topic or filter in bytes' },

@@ -10,7 +10,7 @@ import type { Client } from '../../broker/broker.js'
 import { guardConnection } from '../../broker/packet-guard.js'
 import type { MeteredDuplex } from '../../broker/ws-stream.js'
 import { KeyedRateLimiter, TokenBucket } from '../core/rate-limit.js'
-import { RES_PREFIX } from '../core/topics.js'
+import { REQ_PREFIX, RES_PREFIX } from '../core/topics.js'
 import { LogLimiter } from '../log-limit.js'
 
 export interface LimitCounters {
@@ -122,6 +122,8 @@ async function limitsPlugin (app: FastifyInstance): Promise<void> {
     if (s !== undefined && !(packet.topic.charCodeAt(0) === 36 && packet.topic.startsWith(RES_PREFIX)) && !s.bucket.take(Date.now())) {
       counters.publishesDropped++
       limited.warn('publish-rate', `client ${client.id}: more than ${config.publishRate} publishes per second (publishRate); dropped`)
+      // A dropped request would leave its caller waiting for the timeout; say 429 in its inbox instead [P-12.2].
+      if (packet.topic.startsWith(REQ_PREFIX)) app.bridge.refuseCaller(client.id, packet.payload as Buffer, 'RTW_TOO_MANY_REQUESTS')
       return true
     }
     return inner?.(client, packet) ?? false

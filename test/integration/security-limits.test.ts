@@ -203,6 +203,19 @@ describe('publishRate: excess publishes are acknowledged and dropped', () => {
     }
   })
 
+  it('answers an MQTT caller\'s request over the rate with 429 in its inbox instead of dropping it silently', async () => {
+    const caller = await connectClient(gw.mqttUrl, { clientId: 'rate-caller' })
+    await subscribe(caller, '$inbox/rate-caller/#')
+    const replies = recordMessages(caller)
+    for (let i = 0; i < 20; i++) caller.publish('$req/nobody/x', JSON.stringify({ id: String(i), replyTo: '$inbox/rate-caller/r' }))
+    await waitFor(() => replies.length === 20, { what: 'an answer to each of 20 requests' })
+    const statuses = replies.map(r => (JSON.parse(r.payload.toString()) as { status: number }).status)
+    // Within the rate the bridge answers (404: nobody serves "nobody"); past it the limit answers 429.
+    expect(statuses.filter(s => s === 429).length).toBeGreaterThan(0)
+    expect(statuses.every(s => s === 429 || s === 404)).toBe(true)
+    await caller.endAsync()
+  })
+
   it('works the same for mosquitto_pub: every line acknowledged, the excess dropped', async () => {
     const before = gw.app.limits.counters.publishesDropped
     const sub = await connectClient(gw.mqttUrl)
