@@ -2,7 +2,8 @@
 // transport, MQTT responders, and waits on events instead of sleeps.
 import type { MqttClient } from 'mqtt'
 import { WebSocket } from 'ws'
-import { connect, type ClientEvents, type ConnectOptions, type RealtimeClient } from '../../web-client/src/index.js'
+import { expect } from 'vitest'
+import { connect, GatewayError, type ClientEvents, type ConnectOptions, type RealtimeClient } from '../../web-client/src/index.js'
 import { echo } from '../../echo-server/echo.js'
 import { connectClient, subscribe } from './mqtt.js'
 
@@ -72,4 +73,15 @@ export class HoldingResponder {
   answer (h: HeldRequest, status: number, body: string): void {
     this.mqtt.publish(h.env.replyTo, JSON.stringify({ id: h.env.id, status, headers: { 'content-type': 'text/plain' }, body }))
   }
+}
+
+/** The GatewayError a promise rejects with; fails the test if it resolves or rejects otherwise. */
+export async function rejection (p: Promise<unknown>): Promise<GatewayError> {
+  try {
+    await p
+  } catch (err) {
+    expect(err).toBeInstanceOf(GatewayError)
+    return err as GatewayError
+  }
+  throw new Error('expected a rejection')
 }

@@ -6,8 +6,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { SignJWT } from 'jose'
 import type { MqttClient } from 'mqtt'
 import { startGateway, type TestGateway } from '../helpers/gateway.js'
-import { HoldingResponder, nextEvent, nodeClient, startEchoResponder } from '../helpers/web-client.js'
-import { GatewayError, type RealtimeClient } from '../../web-client/src/index.js'
+import { HoldingResponder, nextEvent, nodeClient, rejection, startEchoResponder } from '../helpers/web-client.js'
+import type { RealtimeClient } from '../../web-client/src/index.js'
 
 const SECRET = 'web-client-test-secret-0123456789abcdef'
 const key = createSecretKey(Buffer.from(SECRET))
@@ -19,16 +19,6 @@ function mint (rtw: Record<string, string[]>, ttl = 3600, sub = 'browser'): Prom
 }
 
 const USER = { call: ['echo'], subscribe: ['t/#'], publish: ['t/#'] }
-
-async function rejection (p: Promise<unknown>): Promise<GatewayError> {
-  try {
-    await p
-  } catch (err) {
-    expect(err).toBeInstanceOf(GatewayError)
-    return err as GatewayError
-  }
-  throw new Error('expected a rejection')
-}
 
 describe('web client with JWT auth', () => {
   let gw: TestGateway

@@ -7,7 +7,7 @@ import { WebSocketServer } from 'ws'
 import type { AddressInfo } from 'node:net'
 import { startGateway, type TestGateway } from '../helpers/gateway.js'
 import { connectClient, subscribe } from '../helpers/mqtt.js'
-import { HoldingResponder, nextEvent, nodeClient, startEchoResponder } from '../helpers/web-client.js'
+import { HoldingResponder, nextEvent, nodeClient, rejection, startEchoResponder } from '../helpers/web-client.js'
 import { GatewayError, type Message, type RealtimeClient } from '../../web-client/src/index.js'
 
 const clients: RealtimeClient[] = []
@@ -18,16 +18,6 @@ function track (c: RealtimeClient): RealtimeClient {
 afterEach(() => {
   for (const c of clients.splice(0)) c.close()
 })
-
-async function rejection (p: Promise<unknown>): Promise<GatewayError> {
-  try {
-    await p
-  } catch (err) {
-    expect(err).toBeInstanceOf(GatewayError)
-    return err as GatewayError
-  }
-  throw new Error('expected a rejection')
-}
 
 /** Messages delivered to a handler, awaitable one by one. */
 function collector (): { handler: (m: Message) => void, next: () => Promise<Message>, seen: Message[] } {
