@@ -2,6 +2,7 @@
 // then command-line flags, each later source overriding the earlier. Validated
 // once and frozen; a bad value stops start-up with a message naming its source.
 import { readFileSync } from 'node:fs'
+import { parseApiKeys, type ApiKey } from './auth/api-keys.js'
 
 type Kind = 'string' | 'optional' | 'port' | 'int' | 'qos' | 'level' | 'bool'
 
@@ -31,6 +32,7 @@ export const CONFIG_FIELDS = {
   jwksFile: { kind: 'optional', env: 'RTW_JWKS_FILE', flag: '--jwks-file', default: '', doc: 'JWKS file (RS256/ES256 keys by kid)' },
   jwtAudience: { kind: 'optional', env: 'RTW_JWT_AUDIENCE', flag: '--jwt-audience', default: '', doc: 'Required aud claim, when set' },
   jwtIssuer: { kind: 'optional', env: 'RTW_JWT_ISSUER', flag: '--jwt-issuer', default: '', doc: 'Required iss claim, when set' },
+  apiKeysFile: { kind: 'optional', env: 'RTW_API_KEYS_FILE', flag: '--api-keys-file', default: '', doc: 'JSON file of static API keys, each with a sub and rtw grants (see Security); read at start-up; setting it turns auth on' },
   allowAnonymous: { kind: 'bool', env: 'RTW_ALLOW_ANONYMOUS', flag: '--allow-anonymous', default: false, doc: 'Allow starting without auth on a non-loopback address' },
   tlsCertFile: { kind: 'optional', env: 'RTW_TLS_CERT_FILE', flag: '--tls-cert-file', default: '', doc: 'PEM certificate: serve https/wss and mqtts (with the key)' },
   tlsKeyFile: { kind: 'optional', env: 'RTW_TLS_KEY_FILE', flag: '--tls-key-file', default: '', doc: 'PEM private key for the certificate' },
@@ -131,9 +133,42 @@ function parseArgv (argv: string[]): { file?: string, values: Map<ConfigKey, str
   return { file, values, flags }
 }
 
-/** True when the config turns JWT auth on [P-11.1]. */
-export function authEnabled (config: Pick<Config, 'jwtSecret' | 'jwtPublicKeyFile' | 'jwksFile'>): boolean {
+/** True when the config turns auth on: JWT key material [P-11.1] or an API key file [P-11.9]. */
+export function authEnabled (config: Pick<Config, 'jwtSecret' | 'jwtPublicKeyFile' | 'jwksFile' | 'apiKeysFile'>): boolean {
+  return config.jwtSecret !== '' || config.jwtPublicKeyFile !== '' || config.jwksFile !== '' || config.apiKeysFile !== ''
+}
+
+/** True when JWTs can be verified at all; without it only API keys authenticate. */
+export function jwtEnabled (config: Pick<Config, 'jwtSecret' | 'jwtPublicKeyFile' | 'jwksFile'>): boolean {
   return config.jwtSecret !== '' || config.jwtPublicKeyFile !== '' || config.jwksFile !== ''
+}
+
+// The parsed key file of each loaded config, so that it is read once, at start-up.
+const apiKeys = new WeakMap<Config, readonly ApiKey[]>()
+
+function readApiKeys (file: string): readonly ApiKey[] {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    throw new ConfigError(`apiKeysFile ${file}: cannot read it (${(err as Error).message})`)
+  }
+  try {
+    return Object.freeze(parseApiKeys(text))
+  } catch (err) {
+    throw new ConfigError(`apiKeysFile ${file}: ${(err as Error).message}`)
+  }
+}
+
+/** The API keys [P-11.9] of a config: read and validated by loadConfig, or now for a config built another way. */
+export function apiKeysOf (config: Config): readonly ApiKey[] {
+  if (config.apiKeysFile === '') return []
+  let keys = apiKeys.get(config)
+  if (keys === undefined) {
+    keys = readApiKeys(config.apiKeysFile)
+    apiKeys.set(config, keys)
+  }
+  return keys
 }
 
 /** 127.0.0.0/8, ::1 and localhost; 0.0.0.0 and :: are every interface, not loopback. */
@@ -176,12 +211,15 @@ export function loadConfig (sources: ConfigSources = {}): LoadedConfig {
   }
   // [P-11.5] Like Mosquitto 2: no auth is allowed only on loopback unless asked for.
   if (!authEnabled(config) && !isLoopback(config.host) && !config.allowAnonymous) {
-    throw new ConfigError(`refusing to listen on ${config.host} without auth: set RTW_JWT_SECRET (or a public key / JWKS), or pass --allow-anonymous (RTW_ALLOW_ANONYMOUS=1) to accept anonymous clients`)
+    throw new ConfigError(`refusing to listen on ${config.host} without auth: set RTW_JWT_SECRET (or a public key / JWKS / RTW_API_KEYS_FILE), or pass --allow-anonymous (RTW_ALLOW_ANONYMOUS=1) to accept anonymous clients`)
   }
   if (config.maxTopicLevels > 100) throw new ConfigError(`maxTopicLevels may be at most 100, the broker's own ceiling (got ${config.maxTopicLevels})`)
   if ((config.tlsCertFile === '') !== (config.tlsKeyFile === '')) throw new ConfigError('tlsCertFile and tlsKeyFile go together')
   if (!config.wsPath.startsWith('/')) throw new ConfigError(`wsPath must start with "/" (got ${config.wsPath})`)
-  return { config: Object.freeze(config), flags: cli.flags }
+  Object.freeze(config)
+  // [P-11.9] a bad key file stops start-up here, like any other bad value.
+  apiKeysOf(config)
+  return { config, flags: cli.flags }
 }
 
 export function defaultText (v: string | number | boolean): string {

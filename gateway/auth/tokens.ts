@@ -1,10 +1,12 @@
-// JWT verification [P-11.1]: HS256 with a shared secret, RS256/ES256 with a
-// PEM public key or a JWKS file. jose does the cryptography; this file only
-// chooses keys, checks the standard claims and caches good results.
+// Token verification: static API keys from the key file [P-11.9], then JWTs
+// [P-11.1]: HS256 with a shared secret, RS256/ES256 with a PEM public key or a
+// JWKS file. jose does the cryptography; this file only chooses keys, checks
+// the standard claims and caches good results.
 import { readFileSync } from 'node:fs'
 import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto'
 import { createLocalJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose'
-import type { Config } from '../config.js'
+import { apiKeysOf, jwtEnabled, type Config } from '../config.js'
+import { apiKeyLookup } from './api-keys.js'
 export { authEnabled } from '../config.js'
 
 export type TokenResult =
@@ -21,6 +23,15 @@ export function createVerifier (config: Config): TokenVerifier {
   const secret: KeyObject | undefined = config.jwtSecret === '' ? undefined : createSecretKey(Buffer.from(config.jwtSecret, 'utf8'))
   const publicKey: KeyObject | undefined = config.jwtPublicKeyFile === '' ? undefined : createPublicKey(readFileSync(config.jwtPublicKeyFile, 'utf8'))
   const jwks: JWTVerifyGetKey | undefined = config.jwksFile === '' ? undefined : createLocalJWKSet(JSON.parse(readFileSync(config.jwksFile, 'utf8')))
+
+  // [P-11.9] One result object per key, built once: same shape as a JWT's, no expiry.
+  const apiKey = apiKeyLookup(apiKeysOf(config), (k): TokenResult & { ok: true } => Object.freeze({
+    ok: true as const,
+    subject: k.sub,
+    claims: { sub: k.sub, rtw: k.rtw },
+    expiresAt: undefined
+  }))
+  const jwts = jwtEnabled(config)
 
   const algorithms: string[] = []
   if (secret !== undefined) algorithms.push('HS256')
@@ -51,6 +62,10 @@ export function createVerifier (config: Config): TokenVerifier {
         cache.delete(token)
         return { ok: false, reason: 'expired', message: 'token expired' }
       }
+      // After the cache: a JWT caller's repeat calls skip the key hash; keys are never cached there.
+      const key = apiKey(token)
+      if (key !== undefined) return key
+      if (!jwts) return { ok: false, reason: 'invalid', message: 'not a configured API key' }
       try {
         const { payload } = await jwtVerify(token, getKey, options)
         const result = {

@@ -1,6 +1,7 @@
 // Authentication and authorization for both transports (PROTOCOL.md §11):
-// the JWT rides in the MQTT CONNECT password (also over WebSocket) and in
-// `Authorization: Bearer` on REST, and its grants decide what its holder may do.
+// the JWT or API key [P-11.9] rides in the MQTT CONNECT password (also over
+// WebSocket) and in `Authorization: Bearer` on REST, and its grants decide what
+// its holder may do.
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Client } from '../../broker/broker.js'
@@ -53,7 +54,7 @@ export function mayPublishWith (grants: Grants, topic: string): boolean {
 
 async function authPlugin (app: FastifyInstance): Promise<void> {
   if (!authEnabled(app.config)) {
-    app.log.warn(`No auth configured: anonymous clients may do anything. This is allowed only on a loopback address (${app.config.host}); set RTW_JWT_SECRET to turn auth on.`)
+    app.log.warn(`No auth configured: anonymous clients may do anything. This is allowed only on a loopback address (${app.config.host}); set RTW_JWT_SECRET or RTW_API_KEYS_FILE to turn auth on.`)
     // A getter rather than an onRequest hook: no per-request work on the hot path.
     app.decorateRequest('grants', { getter: () => ALLOW_ALL })
     return
