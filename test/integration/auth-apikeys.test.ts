@@ -132,6 +132,13 @@ describe('API keys alone (no JWT key material)', () => {
     expect(await connackCode(gw.mqttUrl, undefined)).toBe(5)
   })
 
+  it('MQTT over WebSocket takes a key as the password too', async () => {
+    const ws = await connectClient(gw.wsUrl, { username: 'browser', password: KEYS.device })
+    clients.push(ws)
+    expect(await grantedQos(ws, ['devices/thermo-1/#', 'devices/thermo-2/#'])).toEqual([1, 128])
+    expect(await connackCode(gw.wsUrl, newKey())).toBe(4)
+  })
+
   it('MQTT: the key\'s grants decide what it may serve and subscribe to, with ${sub} expanded', async () => {
     const server = await connectClient(gw.mqttUrl, { username: 'svc', password: KEYS.echo })
     const device = await connectClient(gw.mqttUrl, { username: 'dev', password: KEYS.device })
