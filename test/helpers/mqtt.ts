@@ -53,3 +53,16 @@ export async function nextMessage (client: MqttClient, match: (topic: string, pa
     client.on('message', onMessage)
   })
 }
+
+/** Connects with this password (any user name) and resolves the CONNACK return code instead of throwing. */
+export async function connackCode (url: string, password: string | undefined): Promise<number> {
+  const client = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5_000, username: 'anyone', ...(password === undefined ? {} : { password }) })
+  try {
+    return await new Promise<number>((resolve) => {
+      client.once('connect', () => resolve(0))
+      client.once('error', (err: Error & { code?: number }) => resolve(err.code ?? -1))
+    })
+  } finally {
+    client.end(true)
+  }
+}

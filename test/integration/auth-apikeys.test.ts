@@ -6,9 +6,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import mqtt, { type MqttClient } from 'mqtt'
+import type { MqttClient } from 'mqtt'
 import { startGateway, type TestGateway } from '../helpers/gateway.js'
-import { connectClient, grantedQos, nextMessage, subscribe } from '../helpers/mqtt.js'
+import { connectClient, grantedQos, nextMessage, subscribe, connackCode } from '../helpers/mqtt.js'
 import { startProcess } from '../helpers/processes.js'
 import { waitFor } from '../helpers/wait.js'
 import { ConfigError, loadConfig } from '../../gateway/config.js'
@@ -43,19 +43,6 @@ const FILE = keyFile({
     { key: KEYS.none, sub: 'nobody' }
   ]
 })
-
-/** Connects and resolves the CONNACK return code instead of throwing. */
-async function connackCode (url: string, password: string | undefined): Promise<number> {
-  const client = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5_000, username: 'anyone', ...(password === undefined ? {} : { password }) })
-  try {
-    return await new Promise<number>((resolve) => {
-      client.once('connect', () => resolve(0))
-      client.once('error', (err: Error & { code?: number }) => resolve(err.code ?? -1))
-    })
-  } finally {
-    client.end(true)
-  }
-}
 
 async function startEcho (gw: TestGateway, password: string): Promise<MqttClient> {
   const c = await connectClient(gw.mqttUrl, { username: 'echo', password })

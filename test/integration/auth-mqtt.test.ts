@@ -1,28 +1,15 @@
 // Authentication and authorization on MQTT (PROTOCOL.md §11), each rule tried
 // by a real attacker client.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import mqtt, { type MqttClient } from 'mqtt'
+import type { MqttClient } from 'mqtt'
 import { startGateway, type TestGateway } from '../helpers/gateway.js'
-import { connectClient, grantedQos, nextMessage, recordMessages, subscribe } from '../helpers/mqtt.js'
+import { connectClient, grantedQos, nextMessage, recordMessages, subscribe, connackCode } from '../helpers/mqtt.js'
 import { onceWithin, waitFor } from '../helpers/wait.js'
 import { mintToken } from '../../gateway/cli/token.js'
 import { echo } from '../../echo-server/echo.js'
 
 const SECRET = 'auth-mqtt-test-secret'
 const token = (...args: string[]): Promise<string> => mintToken([...args, '--secret', SECRET], {})
-
-/** Connects and resolves the CONNACK return code instead of throwing. */
-async function connackCode (url: string, password: string | undefined): Promise<number> {
-  const client = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5_000, username: 'anyone', ...(password === undefined ? {} : { password }) })
-  try {
-    return await new Promise<number>((resolve) => {
-      client.once('connect', () => resolve(0))
-      client.once('error', (err: Error & { code?: number }) => resolve(err.code ?? -1))
-    })
-  } finally {
-    client.end(true)
-  }
-}
 
 describe('MQTT auth', () => {
   let gw: TestGateway
