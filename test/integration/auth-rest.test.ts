@@ -6,31 +6,22 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { SignJWT, exportJWK, exportPKCS8, exportSPKI, generateKeyPair } from 'jose'
 import { startGateway, type TestGateway } from '../helpers/gateway.js'
-import { connectClient, subscribe } from '../helpers/mqtt.js'
+import { startEcho, type Responder } from '../helpers/responders.js'
 import { ConfigError, loadConfig } from '../../gateway/config.js'
 import { mintToken } from '../../gateway/cli/token.js'
-import { echo } from '../../echo-server/echo.js'
-import type { MqttClient } from 'mqtt'
 
 const SECRET = 'auth-rest-test-secret'
 const token = (...args: string[]): Promise<string> => mintToken([...args, '--secret', SECRET], {})
 
-async function startEcho (gw: TestGateway, password: string): Promise<MqttClient> {
-  const c = await connectClient(gw.mqttUrl, { username: 'echo', password })
-  await subscribe(c, '$req/echo/#')
-  c.on('message', (t, p) => { const o = echo(t, p); if (o !== null) c.publish(o.topic, o.payload) })
-  return c
-}
-
 describe('REST auth with HS256', () => {
   let gw: TestGateway
-  let responder: MqttClient
+  let responder: Responder
   beforeAll(async () => {
     gw = await startGateway({ jwtSecret: SECRET, jwtAudience: 'rtw', jwtIssuer: 'tests' })
-    responder = await startEcho(gw, await token('--sub', 'echo', '--serve', 'echo', '--aud', 'rtw', '--iss', 'tests'))
+    responder = await startEcho(gw.mqttUrl, '$req/echo/#', { username: 'echo', password: await token('--sub', 'echo', '--serve', 'echo', '--aud', 'rtw', '--iss', 'tests') })
   })
   afterAll(async () => {
-    await responder.endAsync()
+    await responder.close()
     await gw.close()
   })
 

@@ -1,24 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { MqttClient } from 'mqtt'
 import { startGateway, type TestGateway } from '../helpers/gateway.js'
-import { connectClient, subscribe } from '../helpers/mqtt.js'
-import { echo } from '../../echo-server/echo.js'
+import { startEcho, type Responder } from '../helpers/responders.js'
 
 describe('REST to an MQTT responder', () => {
   let gw: TestGateway
-  let responder: MqttClient
+  let responder: Responder
 
   beforeAll(async () => {
     gw = await startGateway()
-    responder = await connectClient(gw.mqttUrl)
-    await subscribe(responder, '$req/echo/#')
-    responder.on('message', (topic, payload) => {
-      const out = echo(topic, payload)
-      if (out !== null) responder.publish(out.topic, out.payload)
-    })
+    responder = await startEcho(gw.mqttUrl)
   })
   afterAll(async () => {
-    await responder.endAsync()
+    await responder.close()
     await gw.close()
   })
 
