@@ -57,7 +57,8 @@ export interface Broker {
   readonly aedes: Aedes
   /** Filters held by connected clients, for "is anyone listening" answers. */
   readonly subscriptions: SubscriptionIndex<Client>
-  hooks: BrokerHooks
+  /** Filled in field by field by the plugins (broker, auth, limits); each wraps what is already there. */
+  readonly hooks: BrokerHooks
   /** Serves one MQTT connection (a TCP socket or a WebSocket duplex). */
   handle: (conn: Duplex, req?: IncomingMessage) => void
   listenTcp: (port: number, host: string) => Promise<AddressInfo>
@@ -204,8 +205,7 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
     handle,
     aedes,
     subscriptions,
-    get hooks () { return state.hooks },
-    set hooks (h: BrokerHooks) { state.hooks = h },
+    hooks: state.hooks,
     listenTcp (port, host) {
       // noDelay: PUBACK and reply are back-to-back small writes; Nagle + delayed ACK stalls them (PERF-NOTES 2).
       const onSocket = (socket: Socket): void => {

@@ -2,7 +2,7 @@
 // the broker's publish interception to the bridge [P-3], [P-4].
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { createBroker, type Broker } from '../../broker/broker.js'
+import { createBroker, type Broker, type BrokerHooks } from '../../broker/broker.js'
 import { Bridge } from '../core/bridge.js'
 import { INBOX_PREFIX, REQ_PREFIX, RES_PREFIX } from '../core/topics.js'
 import { LogLimiter } from '../log-limit.js'
@@ -34,7 +34,7 @@ async function brokerPlugin (app: FastifyInstance): Promise<void> {
 
   const limited = new LogLimiter(app.log)
   bridge.onDrop = (reason, detail) => limited.warn(`reply-${reason}`, `dropped (${reason}): ${detail}`)
-  broker.hooks = {
+  Object.assign(broker.hooks, {
     intercept (client, packet) {
       const topic = packet.topic
       if (topic.charCodeAt(0) !== 36) return false
@@ -65,7 +65,7 @@ async function brokerPlugin (app: FastifyInstance): Promise<void> {
     refused (client, what) {
       limited.warn('refused', `client ${client?.id ?? '?'} refused: ${what}`)
     }
-  }
+  } satisfies BrokerHooks)
   broker.aedes.on('clientError', (client, err) => {
     if ((err as { alreadyLogged?: boolean }).alreadyLogged !== true) limited.warn('client-error', `client ${client.id}: ${err.message}`)
   })
