@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs'
 interface ProfileNode {
   id: number
   callFrame: { functionName: string, url: string, lineNumber: number }
+  children?: number[]
 }
 
 interface Profile {
@@ -62,3 +63,33 @@ console.log(`${file}: ${(total / 1e6).toFixed(2)} s sampled\n\nself time by pack
 for (const [o, us] of [...byOwner].sort((a, b) => b[1] - a[1]).slice(0, 15)) console.log(`  ${pct(us)}  ${o}`)
 console.log(`\ntop ${top} functions by self time:`)
 for (const [k, us] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`  ${pct(us)}  ${k}`)
+
+// Inclusive time: a sample counts once for every package on its stack, which
+// shows what a package's calls cost in all (node core and GC work they cause
+// shows up under them), not just its own lines.
+const parent = new Map<number, number>()
+for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
+const inclusive = new Map<string, number>()
+for (const [id, us] of selfUs) {
+  const seen = new Set<string>()
+  for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
+    const url = byId.get(cur)?.callFrame.url ?? ''
+    if (url !== '' && !url.startsWith('node:')) seen.add(owner(url))
+  }
+  for (const o of seen) inclusive.set(o, (inclusive.get(o) ?? 0) + us)
+}
+console.log('\ninclusive time by package/file (a sample counts for each one on its stack):')
+for (const [o, us] of [...inclusive].sort((a, b) => b[1] - a[1]).slice(0, 20)) console.log(`  ${pct(us)}  ${o}`)
+
+const inclusiveFn = new Map<string, number>()
+for (const [id, us] of selfUs) {
+  const seen = new Set<string>()
+  for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
+    const f = byId.get(cur)?.callFrame
+    if (f === undefined || f.url === '') continue
+    seen.add(`${f.functionName || '(anonymous)'} ${owner(f.url)}:${f.lineNumber + 1}`)
+  }
+  for (const k of seen) inclusiveFn.set(k, (inclusiveFn.get(k) ?? 0) + us)
+}
+console.log(`\ntop ${top} functions by inclusive time:`)
+for (const [k, us] of [...inclusiveFn].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`  ${pct(us)}  ${k}`)

@@ -1,7 +1,6 @@
 // The request/reply exchange (PROTOCOL.md §2-§5). It decides, correlates and
 // encodes; it never touches a socket. Publishing goes through the BrokerPort
 // the caller hands in, and "who is subscribed" through a SubscriptionIndex.
-import { randomBytes } from 'node:crypto'
 import { Correlator, type DropReason, type Outcome } from './correlator.js'
 import {
   decodeCallerRequest, decodeReply, encodeBody, encodeCallerReply, encodeRequest,
@@ -74,8 +73,6 @@ export class Bridge {
   onDrop: DropListener = () => {}
   /** Set by the AMQP plugin when RabbitMQ is configured. */
   queue: RequestQueue | undefined
-  private readonly prefix = randomBytes(6).toString('base64url')
-  private seq = 0
   private readonly inFlightByOwner = new Map<string, number>()
 
   constructor (
@@ -88,7 +85,7 @@ export class Bridge {
 
   /** [P-5.1] Ids are unique per gateway process and unguessable across restarts. */
   nextId (): string {
-    return this.prefix + (this.seq++).toString(36)
+    return this.correlator.nextId()
   }
 
   /** Checks shared by both kinds of caller, in the order PROTOCOL.md §6 lists them. */
