@@ -6,7 +6,7 @@
 //   BENCH_WARMUP           seconds of unmeasured load before each point (default 1)
 //   BENCH_ROUNDS           rounds over every point; the median round is reported (default 1)
 //   BENCH_CONNECTIONS      comma-separated HTTP connection counts (default 10,50,100)
-//   BENCH_SCENARIOS        comma-separated scenario names, "all" or "none" (default bare,gateway,gateway-qos0,gateway-queued)
+//   BENCH_SCENARIOS        comma-separated scenario names, "all" or "none" (default bare,gateway,gateway-qos1,gateway-queued)
 //   BENCH_MQTT             "0" skips the MQTT TCP/WebSocket round-trip rows
 //   BENCH_MQTT_REQUESTERS  MQTT requesters for those rows (default 10)
 //   BENCH_PROFILE          a scenario name: run its server with --cpu-prof into .tmp/bench-profiles/

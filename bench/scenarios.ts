@@ -123,7 +123,7 @@ export const HTTP_SCENARIOS: HttpScenario[] = [
     }
   },
   gatewayScenario('gateway', 'REST -> gateway -> $req/echo/bench -> echo-server process -> $res -> REST, default config'),
-  gatewayScenario('gateway-qos0', 'as gateway, with requests published at QoS 0 (RTW_REQUEST_QOS=0)', { gatewayEnv: { RTW_REQUEST_QOS: '0' } }),
+  gatewayScenario('gateway-qos1', 'as gateway, with requests published at QoS 1 (RTW_REQUEST_QOS=1)', { gatewayEnv: { RTW_REQUEST_QOS: '1' } }),
   gatewayScenario('gateway-reply1', 'as gateway, with the echo server replying at QoS 1 (ECHO_REPLY_QOS=1)', { echoEnv: { ECHO_REPLY_QOS: '1' } }),
   {
     // For performance work: copy a build aside (cp -r dist .tmp/dist-before) and compare it in the same run.
@@ -134,4 +134,4 @@ export const HTTP_SCENARIOS: HttpScenario[] = [
 ]
 
 /** Rows run when BENCH_SCENARIOS is not set; "all" runs every row. */
-export const DEFAULT_SCENARIOS = ['bare', 'gateway', 'gateway-qos0', 'gateway-queued']
+export const DEFAULT_SCENARIOS = ['bare', 'gateway', 'gateway-qos1', 'gateway-queued']

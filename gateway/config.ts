@@ -24,7 +24,7 @@ export const CONFIG_FIELDS = {
   maxTimeoutMs: { kind: 'int', env: 'RTW_MAX_TIMEOUT_MS', flag: '--max-timeout-ms', default: 60_000, min: 1, doc: 'Largest timeout a caller may ask for' },
   bodyLimit: { kind: 'int', env: 'RTW_BODY_LIMIT', flag: '--body-limit', default: 1_048_576, min: 1, doc: 'Largest REST request body in bytes (413 above it)' },
   maxInFlight: { kind: 'int', env: 'RTW_MAX_IN_FLIGHT', flag: '--max-in-flight', default: 10_000, min: 1, doc: 'Requests awaiting a reply at once, REST and MQTT together (429 above it)' },
-  requestQos: { kind: 'qos', env: 'RTW_REQUEST_QOS', flag: '--request-qos', default: 1, doc: 'QoS the gateway publishes requests with (0 or 1)' },
+  requestQos: { kind: 'qos', env: 'RTW_REQUEST_QOS', flag: '--request-qos', default: 0, doc: 'QoS the gateway publishes requests with (0 or 1; 1 only helps responders with persistent sessions)' },
   shutdownGraceMs: { kind: 'int', env: 'RTW_SHUTDOWN_GRACE_MS', flag: '--shutdown-grace-ms', default: 10_000, min: 0, doc: 'How long a draining gateway lets in-flight requests finish before answering 503' },
   logLevel: { kind: 'level', env: 'RTW_LOG_LEVEL', flag: '--log-level', default: 'info', doc: 'fatal, error, warn, info, debug, trace or silent' },
   jwtSecret: { kind: 'optional', env: 'RTW_JWT_SECRET', flag: '--jwt-secret', default: '', doc: 'HS256 secret; setting it (or a key below) turns JWT auth on' },
