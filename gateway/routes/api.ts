@@ -40,18 +40,26 @@ export function parseTarget (url: string): Target {
     }
     query = kept.join('&')
   }
-  const levels = pathPart.split('/')
   let service: string
   let path = ''
-  try {
-    service = decodeURIComponent(levels[0] as string)
-    for (let i = 1; i < levels.length; i++) path += '/' + decodeURIComponent(levels[i] as string)
-  } catch {
-    throw new GatewayError('RTW_BAD_TARGET', 'Invalid percent-encoding in the path')
+  if (pathPart.indexOf('%') === -1) {
+    // Nothing encoded (the usual case): the levels stand as they came.
+    const slash = pathPart.indexOf('/')
+    service = slash === -1 ? pathPart : pathPart.slice(0, slash)
+    path = slash === -1 ? '' : pathPart.slice(slash)
+  } else {
+    const levels = pathPart.split('/')
+    try {
+      service = decodeURIComponent(levels[0] as string)
+      for (let i = 1; i < levels.length; i++) path += '/' + decodeURIComponent(levels[i] as string)
+    } catch {
+      throw new GatewayError('RTW_BAD_TARGET', 'Invalid percent-encoding in the path')
+    }
+    // A decoded "/" (from %2F) would add a level: the level count must match the raw URL's [P-1.3].
+    if (path.split('/').length !== levels.length) throw new GatewayError('RTW_BAD_TARGET')
   }
   if (!isValidService(service)) throw new GatewayError('RTW_BAD_TARGET', `Invalid service ${JSON.stringify(service)}: use 1-64 letters, digits, "_" or "-"`)
-  // A decoded "/" (from %2F) would add a level: the level count must match the raw URL's [P-1.3].
-  if (!isValidPath(path) || path.split('/').length !== levels.length) throw new GatewayError('RTW_BAD_TARGET')
+  if (!isValidPath(path)) throw new GatewayError('RTW_BAD_TARGET')
   return { service, path, query, timeoutParam }
 }
 
