@@ -99,7 +99,9 @@ describe.skipIf(!rabbitAvailable() || external)('RabbitMQ restarts', () => {
     try {
       await waitFor(() => answered() >= 300, { timeoutMs: 20_000, what: '300 answers before the outage' })
       await outage()
-      await waitFor(() => results.some(r => r.status === 503), { what: 'callers to see RabbitMQ gone' })
+      // The gateway must have seen RabbitMQ go before it comes back. Callers may
+      // not have: all 16 can be waiting on requests RabbitMQ already confirmed.
+      await waitFor(() => gw.app.amqp?.conn.up === false, { what: 'the gateway to see RabbitMQ gone' })
       await rabbit.start()
       const before = answered()
       await waitFor(() => answered() >= before + 300, { timeoutMs: 30_000, what: '300 more answers after the restart' })
@@ -117,7 +119,8 @@ describe.skipIf(!rabbitAvailable() || external)('RabbitMQ restarts', () => {
     console.log(`${label}: ${JSON.stringify(Object.fromEntries(byStatus))}`)
     // Every request was either refused up front (never accepted) or answered correctly:
     // nothing confirmed was lost (no 504), and no caller got someone else's reply.
-    expect([...byStatus.keys()].sort()).toEqual([200, 503])
+    expect(byStatus.get(200) ?? 0).toBeGreaterThan(0)
+    expect([...byStatus.keys()].filter(status => status !== 200 && status !== 503)).toEqual([])
     for (const r of results) {
       if (r.status === 503) expect(r.code).toBe('RTW_QUEUE_UNAVAILABLE')
       else expect(r.ok).toBe(true)
