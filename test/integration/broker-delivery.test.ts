@@ -41,4 +41,58 @@ describe('broker delivery', () => {
   it('async results are read by handle only: no wildcard can watch everyone\'s', async () => {
     expect(await grantedQos(sub, ['$result/#', '$result/+', '$result', '$result/AbC_123'])).toEqual([128, 128, 128, 1])
   })
+
+  it('delivers the gateway\'s QoS 0 requests to every matching online subscriber, over TCP and WebSocket', async () => {
+    const tcp = await connectClient(gw.mqttUrl)
+    const ws = await connectClient(gw.wsUrl)
+    const other = await connectClient(gw.mqttUrl)
+    try {
+      await subscribe(tcp, ['$req/direct/#', '$req/direct/+'], 0)
+      await subscribe(ws, '$req/+/x', 1)
+      await subscribe(other, '$req/elsewhere/#', 0)
+      const atTcp = recordMessages(tcp)
+      const atWs = recordMessages(ws)
+      const atOther = recordMessages(other)
+      const done: Array<Error | null | undefined> = []
+      for (let i = 0; i < 20; i++) gw.app.broker.publish('$req/direct/x', Buffer.from(String(i)), 0, false, err => done.push(err))
+      // A copy per matching subscription, as Aedes delivers them [MQTT-3.3.5-1], in the order published.
+      await waitFor(() => atTcp.length === 40 && atWs.length === 20, { what: `the deliveries (tcp ${atTcp.length}, ws ${atWs.length})` })
+      expect(done).toEqual(Array(20).fill(null))
+      expect(atWs.map(m => m.payload.toString())).toEqual(Array.from({ length: 20 }, (_, i) => String(i)))
+      for (const m of [...atTcp, ...atWs]) expect([m.topic, m.retain]).toEqual(['$req/direct/x', false])
+      // Nothing reached the subscriber whose filter does not match: its own next message is its first.
+      gw.app.broker.publish('$req/elsewhere/y', Buffer.from('marker'), 0, false, () => {})
+      await waitFor(() => atOther.length === 1, { what: 'the marker' })
+      expect(atOther.map(m => m.topic)).toEqual(['$req/elsewhere/y'])
+    } finally {
+      await tcp.endAsync()
+      await ws.endAsync()
+      await other.endAsync()
+    }
+  })
+
+  it('asks the per-delivery hook first: a subscriber it refuses gets nothing, the others still do', async () => {
+    const refused = await connectClient(gw.mqttUrl, { clientId: 'refused-sub' })
+    const accepted = await connectClient(gw.mqttUrl, { clientId: 'accepted-sub' })
+    const hooks = gw.app.broker.hooks
+    const inner = hooks.allowForward
+    hooks.allowForward = (client, packet) => client.id !== 'refused-sub' && (inner === undefined || inner(client, packet))
+    try {
+      await subscribe(refused, '$req/hooked/#', 0)
+      await subscribe(accepted, '$req/hooked/#', 0)
+      const atRefused = recordMessages(refused)
+      const atAccepted = recordMessages(accepted)
+      gw.app.broker.publish('$req/hooked/a', Buffer.from('1'), 0, false, () => {})
+      await waitFor(() => atAccepted.length === 1, { what: 'the accepted delivery' })
+      // The refused subscriber's next message proves nothing was queued for it before.
+      hooks.allowForward = inner
+      gw.app.broker.publish('$req/hooked/b', Buffer.from('2'), 0, false, () => {})
+      await waitFor(() => atRefused.length === 1, { what: 'the delivery after the hook lets it through' })
+      expect(atRefused.map(m => m.payload.toString())).toEqual(['2'])
+    } finally {
+      hooks.allowForward = inner
+      await refused.endAsync()
+      await accepted.endAsync()
+    }
+  })
 })

@@ -76,7 +76,33 @@ describe('SubscriptionIndex', () => {
     for (const f of filters) {
       const idx = new SubscriptionIndex<string>()
       idx.add('o', f)
-      for (const t of topics) expect(idx.hasMatch(t), `${f} vs ${t}`).toBe(topicMatches(f, t))
+      for (const t of topics) {
+        expect(idx.hasMatch(t), `${f} vs ${t}`).toBe(topicMatches(f, t))
+        const seen: string[] = []
+        idx.forEachMatch(t, o => seen.push(o))
+        expect(seen, `forEachMatch ${f} vs ${t}`).toEqual(topicMatches(f, t) ? ['o'] : [])
+      }
     }
+  })
+
+  it('names each owner once per matching filter it holds, and forgets owners that left', () => {
+    const idx = new SubscriptionIndex<string>()
+    idx.add('a', '$req/echo/#')
+    idx.add('a', '$req/echo/+')
+    idx.add('b', '$req/+/x')
+    idx.add('c', '$req/other/#')
+    idx.add('d', '#')
+    const owners = (topic: string): string[] => {
+      const seen: string[] = []
+      idx.forEachMatch(topic, o => seen.push(o))
+      return seen.sort()
+    }
+    expect(owners('$req/echo/x')).toEqual(['a', 'a', 'b'])
+    expect(owners('$req/echo')).toEqual(['a'])
+    expect(owners('plain/topic')).toEqual(['d'])
+    idx.remove('a', '$req/echo/+')
+    expect(owners('$req/echo/x')).toEqual(['a', 'b'])
+    idx.removeOwner('a')
+    expect(owners('$req/echo/x')).toEqual(['b'])
   })
 })
