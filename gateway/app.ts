@@ -16,6 +16,7 @@ import limitsPlugin from './plugins/limits.js'
 import corsPlugin from './plugins/cors.js'
 import { clientErrorHandler } from './client-error.js'
 import { loadTls } from './tls.js'
+import { compileTrust } from './core/client-address.js'
 
 export interface BuildOptions {
   logger?: FastifyServerOptions['logger']
@@ -41,6 +42,11 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     clientErrorHandler: clientErrorHandler(),
     logger: opts.logger ?? (config.logLevel === 'silent' ? false : { level: config.logLevel }),
     bodyLimit: config.bodyLimit,
+    // req.ip (per-address limits, logs) comes from X-Forwarded-For only when the
+    // socket's peer is one of trustedProxies; X-Forwarded-Host/-Proto then feed
+    // req.host/req.protocol, which the gateway does not read. false, not an empty
+    // list: Fastify would otherwise take the slower trusted-proxy path for nothing.
+    trustProxy: compileTrust(config.trustedProxies) ?? false,
     // One line per request would dominate the hot path; failures are logged below instead.
     logController: new LogController({ disableRequestLogging: true }),
     // Requests that arrive while closing reach the bridge, which is draining and

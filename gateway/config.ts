@@ -3,8 +3,9 @@
 // once and frozen; a bad value stops start-up with a message naming its source.
 import { readFileSync } from 'node:fs'
 import { parseApiKeys, type ApiKey } from './auth/api-keys.js'
+import { parseTrustedProxies } from './core/client-address.js'
 
-type Kind = 'string' | 'optional' | 'port' | 'int' | 'qos' | 'level' | 'bool'
+type Kind = 'string' | 'optional' | 'port' | 'int' | 'qos' | 'level' | 'bool' | 'addresses'
 
 interface Field {
   kind: Kind
@@ -37,6 +38,7 @@ export const CONFIG_FIELDS = {
   tlsCertFile: { kind: 'optional', env: 'RTW_TLS_CERT_FILE', flag: '--tls-cert-file', default: '', doc: 'PEM certificate: serve https/wss and mqtts (with the key)' },
   tlsKeyFile: { kind: 'optional', env: 'RTW_TLS_KEY_FILE', flag: '--tls-key-file', default: '', doc: 'PEM private key for the certificate' },
   allowedOrigins: { kind: 'optional', env: 'RTW_ALLOWED_ORIGINS', flag: '--allowed-origins', default: '', doc: 'Comma list of browser origins for CORS and WebSocket, "*" for any; empty = same origin only' },
+  trustedProxies: { kind: 'addresses', env: 'RTW_TRUSTED_PROXIES', flag: '--trusted-proxies', default: '', doc: 'Comma list of IP addresses and CIDR ranges of reverse proxies whose X-Forwarded-For names the client (REST and WebSocket); empty = trust nobody' },
   maxPacketSize: { kind: 'int', env: 'RTW_MAX_PACKET_SIZE', flag: '--max-packet-size', default: 2_097_152, min: 64, doc: 'Largest MQTT packet in bytes; a larger one disconnects the client' },
   maxInFlightPerClient: { kind: 'int', env: 'RTW_MAX_IN_FLIGHT_PER_CLIENT', flag: '--max-in-flight-per-client', default: 1000, min: 1, doc: 'Requests one MQTT client or one REST token may have awaiting replies (429 above it)' },
   publishRate: { kind: 'int', env: 'RTW_PUBLISH_RATE', flag: '--publish-rate', default: 10_000, min: 1, doc: 'PUBLISH packets per second per client (bursts up to this many); excess is dropped' },
@@ -56,7 +58,7 @@ export const CONFIG_FIELDS = {
 } as const satisfies Record<string, Field>
 
 type Fields = typeof CONFIG_FIELDS
-type ValueOf<K extends Kind> = K extends 'string' | 'optional' | 'level' ? string : K extends 'bool' ? boolean : number
+type ValueOf<K extends Kind> = K extends 'string' | 'optional' | 'level' | 'addresses' ? string : K extends 'bool' ? boolean : number
 export type Config = Readonly<{ -readonly [K in keyof Fields]: ValueOf<Fields[K]['kind']> }>
 export type ConfigKey = keyof Fields
 
@@ -78,6 +80,14 @@ function coerce (key: ConfigKey, raw: unknown, source: string): string | number 
       return raw as string
     case 'level':
       if (typeof raw !== 'string' || !LEVELS.has(raw)) fail('must be one of ' + [...LEVELS].join(', '))
+      return raw as string
+    case 'addresses':
+      if (typeof raw !== 'string') fail('must be a string')
+      try {
+        parseTrustedProxies(raw as string)
+      } catch (err) {
+        fail(`must be a comma list of IP addresses and CIDR ranges: ${(err as Error).message}`)
+      }
       return raw as string
     case 'bool':
       if (typeof raw === 'boolean') return raw

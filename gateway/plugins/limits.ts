@@ -9,6 +9,7 @@ import type { Duplex } from 'node:stream'
 import type { Client } from '../../broker/broker.js'
 import { guardConnection } from '../../broker/packet-guard.js'
 import type { MeteredDuplex } from '../../broker/ws-stream.js'
+import { clientAddress, compileTrust } from '../core/client-address.js'
 import { KeyedRateLimiter, TokenBucket } from '../core/rate-limit.js'
 import { REQ_PREFIX, RES_PREFIX } from '../core/topics.js'
 import { LogLimiter } from '../log-limit.js'
@@ -32,6 +33,8 @@ export interface Limits {
   readonly counters: LimitCounters
   /** Takes a connection token for a remote address; false when it connects too fast. */
   admitConnection: (address: string | undefined) => boolean
+  /** The client address of an HTTP request or WebSocket upgrade: its peer's, or the one X-Forwarded-For names when the peer is in trustedProxies (as req.ip). */
+  addressOf: (req: IncomingMessage) => string | undefined
 }
 
 declare module 'fastify' {
@@ -82,12 +85,15 @@ async function limitsPlugin (app: FastifyInstance): Promise<void> {
     limited.warn('connect-rate', `${address ?? '?'}: more than ${config.connectRate} new connections per second (connectRate); refused`)
     return false
   }
-  app.decorate('limits', { counters, admitConnection })
+  const trust = compileTrust(config.trustedProxies)
+  const addressOf = (req: IncomingMessage): string | undefined => clientAddress(req, trust)
+  app.decorate('limits', { counters, admitConnection, addressOf })
 
   const hooks = broker.hooks
 
   hooks.accept = (conn: Duplex, req?: IncomingMessage): boolean => {
-    const address = req?.socket.remoteAddress ?? (conn as Duplex & { remoteAddress?: string }).remoteAddress
+    // Over WebSocket, the address the upgrade was admitted under; MQTT over TCP has no headers.
+    const address = req !== undefined ? addressOf(req) : (conn as Duplex & { remoteAddress?: string }).remoteAddress
     // WebSocket upgrades were admitted (or answered 429) before the handshake.
     if (req === undefined && !admitConnection(address)) return false
     const meter = (conn as Partial<MeteredDuplex>).unsentBytes

@@ -45,12 +45,14 @@ async function websocketPlugin (app: FastifyInstance): Promise<void> {
       return
     }
     const origin = req.headers.origin
+    // The client's address, through trustedProxies like req.ip on REST.
+    const address = app.limits.addressOf(req)
     if (!originAllowed(origins, origin, req.headers.host)) {
-      limited.warn('ws-origin', `WebSocket from ${req.socket.remoteAddress ?? '?'}: origin ${JSON.stringify(origin?.slice(0, 200))} is not allowed; 403`)
+      limited.warn('ws-origin', `WebSocket from ${address ?? '?'}: origin ${JSON.stringify(origin?.slice(0, 200))} is not allowed; 403`)
       refuseUpgrade(socket, 'RTW_ORIGIN_NOT_ALLOWED')
       return
     }
-    if (!app.limits.admitConnection(req.socket.remoteAddress)) {
+    if (!app.limits.admitConnection(address)) {
       refuseUpgrade(socket, 'RTW_TOO_MANY_REQUESTS', 'Too many new connections from this address')
       return
     }

@@ -1,0 +1,70 @@
+// Whose address a request comes from, behind reverse proxies (config
+// trustedProxies). One rule for every transport that has headers: REST
+// (Fastify's req.ip, given the same trust function) and WebSocket upgrades.
+// MQTT over TCP has no headers and keeps the socket address.
+import type { IncomingMessage } from 'node:http'
+import { createRequire } from 'node:module'
+import { isIP } from 'node:net'
+
+/** True when `address` (hop 0 = the socket's peer) is a proxy whose X-Forwarded-For is believed. */
+export type Trust = (address: string, hop: number) => boolean
+
+interface ProxyAddr {
+  (req: IncomingMessage, trust: Trust): string
+  compile: (list: string[]) => Trust
+}
+
+let loaded: ProxyAddr | undefined
+
+/**
+ * Fastify's own copy of @fastify/proxy-addr (its dependency, not ours), so that
+ * a WebSocket upgrade walks X-Forwarded-For exactly as req.ip does. Loaded on
+ * first use: the config loader only validates.
+ */
+function proxyAddr (): ProxyAddr {
+  if (loaded === undefined) {
+    const fromFastify = createRequire(createRequire(import.meta.url).resolve('fastify'))
+    loaded = fromFastify('@fastify/proxy-addr') as ProxyAddr
+  }
+  return loaded
+}
+
+/**
+ * The entries of a trustedProxies value: a comma list of IPv4/IPv6 addresses
+ * and CIDR ranges ("127.0.0.1,10.0.0.0/8,::1"); blanks around commas are
+ * ignored. Throws an Error naming the first bad entry.
+ */
+export function parseTrustedProxies (raw: string): string[] {
+  const entries = raw.split(',').map(s => s.trim()).filter(s => s.length > 0)
+  for (const entry of entries) {
+    const [address = '', prefix, extra] = entry.split('/')
+    const family = isIP(address)
+    if (family === 0 || extra !== undefined) throw new Error(`"${entry}" is not an IP address or CIDR range`)
+    if (prefix !== undefined && !(/^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128))) {
+      throw new Error(`"${entry}" has a prefix length outside 0-${family === 4 ? 32 : 128}`)
+    }
+  }
+  try {
+    if (entries.length > 0) proxyAddr().compile(entries)
+  } catch (err) {
+    throw new Error((err as Error).message)
+  }
+  return entries
+}
+
+/** The trust function for a trustedProxies value; undefined when it is empty (trust nobody). */
+export function compileTrust (raw: string): Trust | undefined {
+  const entries = parseTrustedProxies(raw)
+  return entries.length === 0 ? undefined : proxyAddr().compile(entries)
+}
+
+/**
+ * The client's address: the socket's peer, or, when that peer is trusted, the
+ * rightmost address in X-Forwarded-For that is not a trusted proxy (the
+ * leftmost when every hop is trusted). Undefined once the socket is gone.
+ */
+export function clientAddress (req: IncomingMessage, trust: Trust | undefined): string | undefined {
+  const peer = req.socket.remoteAddress
+  if (trust === undefined || peer === undefined) return peer
+  return proxyAddr()(req, trust)
+}
