@@ -20,6 +20,8 @@ export const ERRORS = {
   RTW_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Unsupported content type' },
   RTW_TOO_MANY_REQUESTS: { status: 429, message: 'Too many requests are in flight' },
   RTW_HEADERS_TOO_LARGE: { status: 431, message: 'The request headers are larger than the server accepts (16 KiB)' },
+  // Never sent (the client is gone); it names the outcome in logs and /stats.
+  RTW_CALLER_GONE: { status: 499, message: 'The client closed the connection before the reply came' },
   RTW_INTERNAL: { status: 500, message: 'Internal gateway error' },
   RTW_BAD_REPLY: { status: 502, message: 'The responder sent a reply that could not be decoded' },
   RTW_SHUTTING_DOWN: { status: 503, message: 'The gateway is shutting down' },

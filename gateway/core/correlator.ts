@@ -55,6 +55,7 @@ export class Correlator {
   readonly dropped: Record<DropReason, number> = { late: 0, duplicate: 0, unknown: 0, retained: 0, undecodable: 0, 'wrong-service': 0 }
   settledCount = 0
   timedOutCount = 0
+  cancelledCount = 0
 
   constructor (opts: CorrelatorOptions) {
     this.maxInFlight = opts.maxInFlight
@@ -121,6 +122,18 @@ export class Correlator {
     this.settledCount++
     entry.onSettle(outcome, id)
     return null
+  }
+
+  /**
+   * [P-5.7] The caller gave up (its HTTP connection closed): the waiter gets
+   * RTW_CALLER_GONE at once and its slot is free; a reply that comes later is late.
+   */
+  cancel (id: string): boolean {
+    const entry = this.find(id)
+    if (entry === undefined || !this.finish(entry, LATE)) return false
+    this.cancelledCount++
+    entry.onSettle({ kind: 'error', code: 'RTW_CALLER_GONE' }, id)
+    return true
   }
 
   /** Counts a reply that was dropped before it could be matched (retained, undecodable). */

@@ -1,6 +1,7 @@
 // The REST bridge: <METHOD> /api/<service>/<path…>?<query> becomes a request on
 // $req/<service>/<path…>, and its reply becomes the HTTP response [P-2], [P-3].
 import type { OutgoingHttpHeaders } from 'node:http'
+import type { Socket } from 'node:net'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { endToEndHeaders } from '../core/envelope.js'
 import { isValidPath, isValidService, requestTopic } from '../core/topics.js'
@@ -12,6 +13,10 @@ import { GatewayError, errorBody, ERRORS } from '../errors.js'
 import { callQueuedAsync, isQueuedAsync, readResult } from '../amqp/async-call.js'
 
 export const API_PREFIX = '/api/'
+
+/** The ids of a connection's requests that still await replies; one per request, more only when pipelined. */
+const AWAITING = Symbol('rtw.awaiting')
+type Watched = Socket & { [AWAITING]?: string[] }
 
 // Gateway controls that are consumed here, not forwarded to the service [P-2.2].
 const OWN_HEADERS = new Set(['x-rtw-timeout', 'prefer'])
@@ -74,6 +79,15 @@ export function parseTimeout (raw: string, maxMs: number): number {
   return ms
 }
 
+function forget (socket: Watched, id: string): void {
+  const ids = socket[AWAITING]
+  if (ids === undefined) return
+  const i = ids.indexOf(id)
+  if (i === -1) return
+  ids[i] = ids[ids.length - 1] as string
+  ids.pop()
+}
+
 function send (reply: FastifyReply, id: string, outcome: Outcome): void {
   if (reply.sent) return
   reply.header('x-request-id', id)
@@ -128,13 +142,40 @@ export default async function apiRoutes (app: FastifyInstance): Promise<void> {
       callQueuedAsync(app, reply, call)
       return
     }
-    const started = bridge.call(call, (outcome, id) => send(reply, id, outcome))
+    const socket = req.raw.socket as Watched | null
+    const started = bridge.call(call, (outcome, id) => {
+      if (socket !== null) forget(socket, id)
+      send(reply, id, outcome)
+    })
     if (!started.ok) throw new GatewayError(started.code)
+    if (!noReply && socket !== null) watch(socket, started.id)
     if (noReply) {
       // [P-2.5] accepted, nobody waits for the reply.
       reply.code(202).header('x-request-id', started.id).header('preference-applied', 'respond-async')
         .send({ id: started.id, status: 'accepted' })
     }
+  }
+
+  /**
+   * [P-5.7] One 'close' listener per connection, not per request: a caller
+   * that hangs up gives back its in-flight places at once instead of holding
+   * them until its timeout.
+   */
+  function watch (socket: Watched, id: string): void {
+    // Settled already (a publish that failed at once): nothing to watch.
+    if (!bridge.correlator.has(id)) return
+    if (socket.destroyed) {
+      bridge.correlator.cancel(id)
+      return
+    }
+    let ids = socket[AWAITING]
+    if (ids === undefined) {
+      const list: string[] = []
+      ids = list
+      socket[AWAITING] = list
+      socket.once('close', () => { for (const pending of list.splice(0)) bridge.correlator.cancel(pending) })
+    }
+    ids.push(id)
   }
 
   const methods = app.supportedMethods.filter(m => m !== 'CONNECT')

@@ -21,6 +21,7 @@ export default async function healthRoutes (app: FastifyInstance): Promise<void>
       inFlight: c.size,
       settled: c.settledCount,
       timedOut: c.timedOutCount,
+      cancelled: c.cancelledCount,
       dropped: c.dropped,
       clients: app.broker.aedes.connectedClients,
       // What the MQTT limits refused or dropped (README "Limits").

@@ -37,6 +37,7 @@ export interface Stats {
   inFlight: number
   settled: number
   timedOut: number
+  cancelled: number
   dropped: Record<'late' | 'duplicate' | 'unknown' | 'retained' | 'undecodable' | 'wrong-service', number>
   clients: number
 }

@@ -167,6 +167,22 @@ describe('Correlator', () => {
     expect(c.settle('foreign', ok('again'))).toBe('unknown')
   })
 
+  it('cancels a waiter whose caller left: RTW_CALLER_GONE at once, its slot free, a later reply late [P-5.7]', () => {
+    const c = new Correlator({ maxInFlight: 1 })
+    const got: Outcome[] = []
+    const id = c.nextId()
+    c.register(id, 's', 60_000, o => got.push(o))
+    expect(c.full).toBe(true)
+    expect(c.cancel(id)).toBe(true)
+    expect(got).toEqual([{ kind: 'error', code: 'RTW_CALLER_GONE' }])
+    expect(c.full).toBe(false)
+    expect(c.cancelledCount).toBe(1)
+    expect(c.cancel(id)).toBe(false)
+    expect(c.settle(id, ok('too late'))).toBe('late')
+    vi.advanceTimersByTime(60_000)
+    expect(got.length).toBe(1)
+  })
+
   it('counts drops it is told about (retained, undecodable)', () => {
     const c = new Correlator({ maxInFlight: 10 })
     c.drop('retained')
