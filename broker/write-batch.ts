@@ -9,28 +9,50 @@
 // which cost more than the copy into one buffer.
 import type { Writable } from 'node:stream'
 
-type WriteCallback = (err?: Error | null) => void
+export type WriteCallback = (err?: Error | null) => void
+
+/** Chunks, and callbacks waiting for them, gathered until taken out as one buffer (here and in ws-stream.ts). */
+export class Gather {
+  private chunks: Uint8Array[] = []
+  private callbacks: WriteCallback[] = []
+  bytes = 0
+
+  /** Adds a chunk; true when it is the first since the last take, so a flush is due. */
+  add (chunk: Uint8Array): boolean {
+    this.chunks.push(chunk)
+    this.bytes += chunk.length
+    return this.chunks.length === 1
+  }
+
+  /** A callback to call once what is gathered now has been written. */
+  wait (cb: WriteCallback): void {
+    this.callbacks.push(cb)
+  }
+
+  /** Everything gathered as one buffer, and what to call once it is written; undefined when there is nothing. */
+  take (): { data: Uint8Array, done: WriteCallback | undefined } | undefined {
+    if (this.chunks.length === 0) return undefined
+    const data = this.chunks.length === 1 ? this.chunks[0] as Uint8Array : Buffer.concat(this.chunks, this.bytes)
+    const waiting = this.callbacks
+    this.chunks = []
+    this.callbacks = []
+    this.bytes = 0
+    return { data, done: waiting.length === 0 ? undefined : err => { for (const cb of waiting) cb(err) } }
+  }
+}
 
 export function batchWrites (stream: Writable): void {
-  let chunks: Uint8Array[] = []
-  let callbacks: WriteCallback[] = []
-  let bytes = 0
-  let scheduled = false
+  const gather = new Gather()
   // A false returned because of gathered bytes alone owes the writer a 'drain'.
   let owedDrain = false
   const write = stream.write.bind(stream) as (chunk: unknown, encoding?: BufferEncoding, cb?: WriteCallback) => boolean
   const end = stream.end.bind(stream) as (...args: unknown[]) => Writable
 
   const flush = (): void => {
-    scheduled = false
-    if (chunks.length === 0) return
-    const data = chunks.length === 1 ? chunks[0] as Uint8Array : Buffer.concat(chunks, bytes)
-    const waiting = callbacks
-    chunks = []
-    callbacks = []
-    bytes = 0
+    const taken = gather.take()
+    if (taken === undefined) return
     // A destroyed stream reports the failure to the callbacks, as an unbatched write would.
-    const ok = write(data, undefined, waiting.length === 0 ? undefined : err => { for (const cb of waiting) cb(err) })
+    const ok = write(taken.data, undefined, taken.done)
     // When the stream said false it emits 'drain' itself; otherwise it never will, so do it here.
     if (owedDrain && ok) process.nextTick(() => stream.emit('drain'))
     owedDrain = false
@@ -43,16 +65,10 @@ export function batchWrites (stream: Writable): void {
     }
     // After end() or destroy() the stream itself raises the error.
     if (stream.destroyed || stream.writableEnded) return write(chunk, encoding, cb)
-    const buf = typeof chunk === 'string' ? Buffer.from(chunk, encoding) : chunk as Uint8Array
-    chunks.push(buf)
-    bytes += buf.length
-    if (cb !== undefined) callbacks.push(cb)
-    if (!scheduled) {
-      scheduled = true
-      setImmediate(flush)
-    }
+    if (gather.add(typeof chunk === 'string' ? Buffer.from(chunk, encoding) : chunk as Uint8Array)) setImmediate(flush)
+    if (cb !== undefined) gather.wait(cb)
     // Backpressure as the stream would report it with these bytes queued.
-    const ok = stream.writableLength + bytes < stream.writableHighWaterMark
+    const ok = stream.writableLength + gather.bytes < stream.writableHighWaterMark
     if (!ok) owedDrain = true
     return ok
   } as Writable['write']

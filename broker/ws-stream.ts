@@ -4,6 +4,7 @@
 // cost 2-3.5x on WebSocket throughput (PERF-NOTES pitfall 1).
 import { Duplex } from 'node:stream'
 import type { WebSocket } from 'ws'
+import { Gather } from './write-batch.js'
 
 // Past this many unsent bytes (the gateway passes maxOutboundBytes), writes wait
 // for the socket, so Aedes's own backpressure (and its drainTimeout) applies.
@@ -15,27 +16,16 @@ export interface MeteredDuplex extends Duplex {
 }
 
 export function webSocketDuplex (ws: WebSocket, highWater = HIGH_WATER): MeteredDuplex {
-  let batch: Buffer[] = []
-  let batchBytes = 0
-  let waiting: Array<(err?: Error | null) => void> = []
-  let scheduled = false
+  const gather = new Gather()
 
   const flush = (): void => {
-    scheduled = false
-    if (batch.length === 0) return
-    const frame = batch.length === 1 ? batch[0] as Buffer : Buffer.concat(batch, batchBytes)
-    const callbacks = waiting
-    batch = []
-    batchBytes = 0
-    waiting = []
+    const taken = gather.take()
+    if (taken === undefined) return
     if (ws.readyState !== ws.OPEN) {
-      const err = new Error('WebSocket is not open')
-      for (const cb of callbacks) cb(err)
+      taken.done?.(new Error('WebSocket is not open'))
       return
     }
-    ws.send(frame, { binary: true }, err => {
-      for (const cb of callbacks) cb(err ?? null)
-    })
+    ws.send(taken.data, { binary: true }, taken.done === undefined ? undefined : err => taken.done?.(err ?? null))
   }
 
   const duplex = new Duplex({
@@ -43,13 +33,8 @@ export function webSocketDuplex (ws: WebSocket, highWater = HIGH_WATER): Metered
       ws.resume?.()
     },
     write (chunk: Buffer, _enc, cb) {
-      batch.push(chunk)
-      batchBytes += chunk.length
-      if (!scheduled) {
-        scheduled = true
-        process.nextTick(flush)
-      }
-      if (ws.bufferedAmount + batchBytes > highWater) waiting.push(cb)
+      if (gather.add(chunk)) process.nextTick(flush)
+      if (ws.bufferedAmount + gather.bytes > highWater) gather.wait(cb)
       else cb()
     },
     final (cb) {
@@ -76,5 +61,5 @@ export function webSocketDuplex (ws: WebSocket, highWater = HIGH_WATER): Metered
     duplex.destroy()
   })
   ws.on('error', err => duplex.destroy(err))
-  return Object.assign(duplex, { unsentBytes: () => ws.bufferedAmount + batchBytes + duplex.writableLength })
+  return Object.assign(duplex, { unsentBytes: () => ws.bufferedAmount + gather.bytes + duplex.writableLength })
 }
