@@ -1,12 +1,10 @@
 // The echo server process (dist/echo-server/main.js) on its own MQTT client:
 // mqtts with the CA from NODE_EXTRA_CA_CERTS, certificate verification, replies
 // at ECHO_REPLY_QOS=1, an unsupported URL scheme, and SIGINT.
-import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { readFileSync, rmSync } from 'node:fs'
 import { request } from 'node:https'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { selfSignedCert } from '../helpers/certs.js'
 import { startGateway, type TestGateway } from '../helpers/gateway.js'
 import { startProcess, type TestProcess } from '../helpers/processes.js'
 import { waitFor } from '../helpers/wait.js'
@@ -71,14 +69,10 @@ describe('echo server process over mqtts://', () => {
   let certFile: string
   let gw: TestGateway
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'rtw-echo-tls-'))
-    certFile = join(dir, 'cert.pem')
-    const keyFile = join(dir, 'key.pem')
-    execFileSync('openssl', [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-      '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
-      '-keyout', keyFile, '-out', certFile
-    ], { stdio: 'ignore' })
+    const cert = selfSignedCert('rtw-echo-tls-')
+    dir = cert.dir
+    certFile = cert.certFile
+    const keyFile = cert.keyFile
     gw = await startGateway({ tlsCertFile: certFile, tlsKeyFile: keyFile })
   })
   afterAll(async () => {

@@ -1,14 +1,14 @@
 // TLS: with tlsCertFile and tlsKeyFile set, the HTTP port serves https and wss
 // and the MQTT port serves mqtts. The certificate is self-signed, made here
 // with openssl; clients trust it through their `ca` option or --cafile.
-import { execFileSync, spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { readFileSync, rmSync } from 'node:fs'
 import { request } from 'node:https'
 import { connect as netConnect } from 'node:net'
 import { connect as tlsConnect } from 'node:tls'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { selfSignedCert } from '../helpers/certs.js'
 import mqtt from 'mqtt'
 import { startGateway, type TestGateway } from '../helpers/gateway.js'
 import { connectClient, recordMessages, subscribe } from '../helpers/mqtt.js'
@@ -30,14 +30,10 @@ let mqttsUrl: string
 let wssUrl: string
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'rtw-tls-'))
-  certFile = join(dir, 'cert.pem')
-  keyFile = join(dir, 'key.pem')
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-    '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
-    '-keyout', keyFile, '-out', certFile
-  ], { stdio: 'ignore' })
+  const cert = selfSignedCert('rtw-tls-')
+  dir = cert.dir
+  certFile = cert.certFile
+  keyFile = cert.keyFile
   ca = readFileSync(certFile)
   gw = await startGateway({ tlsCertFile: certFile, tlsKeyFile: keyFile })
   httpsUrl = `https://127.0.0.1:${gw.httpPort}`
