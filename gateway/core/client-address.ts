@@ -40,8 +40,9 @@ export function parseTrustedProxies (raw: string): string[] {
     const [address = '', prefix, extra] = entry.split('/')
     const family = isIP(address)
     if (family === 0 || extra !== undefined) throw new Error(`"${entry}" is not an IP address or CIDR range`)
-    if (prefix !== undefined && !(/^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128))) {
-      throw new Error(`"${entry}" has a prefix length outside 0-${family === 4 ? 32 : 128}`)
+    // /0 would trust every address, which proxy-addr refuses too.
+    if (prefix !== undefined && !(/^\d{1,3}$/.test(prefix) && Number(prefix) >= 1 && Number(prefix) <= (family === 4 ? 32 : 128))) {
+      throw new Error(`"${entry}" has a prefix length outside 1-${family === 4 ? 32 : 128}`)
     }
   }
   try {
