@@ -3,18 +3,28 @@
 // stops the connection as soon as a packet announces more than maxPacketSize
 // bytes, its Remaining Length runs past 4 bytes, or a SUBSCRIBE/UNSUBSCRIBE
 // has no room for a topic filter, before the packet parser has buffered any of
-// that packet's body. It never copies a byte: payloads are skipped by
-// arithmetic. It also answers an unsupported protocol level with CONNACK 0x01.
+// that packet's body. Of a SUBSCRIBE/UNSUBSCRIBE it also reads the two bytes
+// of the Packet Identifier, which must not be 0 [MQTT-2.3.1-1]. It never copies
+// a byte: payloads are skipped by arithmetic. It also answers an unsupported
+// protocol level with CONNACK 0x01.
 import type { Duplex } from 'node:stream'
 
 const HEADER = 0
 const LENGTH = 1
 const BODY = 2
+// The Packet Identifier of a SUBSCRIBE/UNSUBSCRIBE, one byte at a time: it may be split across chunks.
+const ID_HIGH = 3
+const ID_LOW = 4
 
 export type Violation =
   | { kind: 'too-large', size: number }
   | { kind: 'malformed', reason: string }
   | { kind: 'protocol-level', level: number }
+  /** A SUBSCRIBE/UNSUBSCRIBE with Packet Identifier 0: a conformance refusal, logged like the broker's own. */
+  | { kind: 'packet-id-zero', reason: string }
+
+const SUBSCRIBE_ID_ZERO = 'SUBSCRIBE with Packet Identifier 0 [MQTT-2.3.1-1]'
+const UNSUBSCRIBE_ID_ZERO = 'UNSUBSCRIBE with Packet Identifier 0 [MQTT-2.3.1-1]'
 
 /** CONNACK with return code 0x01, unacceptable protocol level [MQTT-3.2.2-4]. */
 const CONNACK_UNACCEPTABLE_PROTOCOL = Buffer.from([0x20, 0x02, 0x00, 0x01])
@@ -40,6 +50,7 @@ export class PacketGuard {
   private remaining = 0
   private multiplier = 1
   private lengthBytes = 0
+  private idHigh = 0
 
   constructor (private readonly maxPacketSize: number) {}
 
@@ -60,7 +71,7 @@ export class PacketGuard {
         this.remaining = 0
         this.multiplier = 1
         this.lengthBytes = 0
-      } else {
+      } else if (this.state === LENGTH) {
         const b = chunk[i++] as number
         this.remaining += (b & 0x7f) * this.multiplier
         this.multiplier *= 128
@@ -74,10 +85,26 @@ export class PacketGuard {
         if (size > this.maxPacketSize) return { kind: 'too-large', size }
         // A SUBSCRIBE or UNSUBSCRIBE holding only its Packet Identifier has no topic filter
         // [MQTT-3.8.3-3], [MQTT-3.10.3-2]; mqtt-packet would hand Aedes an empty list.
-        if ((this.type === 8 || this.type === 10) && this.remaining <= 2) {
-          return { kind: 'malformed', reason: `${this.type === 8 ? 'SUBSCRIBE' : 'UNSUBSCRIBE'} without a topic filter [MQTT-${this.type === 8 ? '3.8.3-3' : '3.10.3-2'}]` }
+        if (this.type === 8 || this.type === 10) {
+          if (this.remaining <= 2) {
+            return { kind: 'malformed', reason: `${this.type === 8 ? 'SUBSCRIBE' : 'UNSUBSCRIBE'} without a topic filter [MQTT-${this.type === 8 ? '3.8.3-3' : '3.10.3-2'}]` }
+          }
+          this.state = ID_HIGH
+        } else {
+          this.state = this.remaining === 0 ? HEADER : BODY
         }
-        this.state = this.remaining === 0 ? HEADER : BODY
+      } else if (this.state === ID_HIGH) {
+        this.idHigh = chunk[i++] as number
+        this.remaining--
+        this.state = ID_LOW
+      } else {
+        // [MQTT-2.3.1-1] SUBSCRIBE and UNSUBSCRIBE carry a non-zero Packet Identifier;
+        // mqtt-packet parses 0 and Aedes would acknowledge it with SUBACK/UNSUBACK 0.
+        const low = chunk[i++] as number
+        this.remaining--
+        if ((this.idHigh | low) === 0) return { kind: 'packet-id-zero', reason: this.type === 8 ? SUBSCRIBE_ID_ZERO : UNSUBSCRIBE_ID_ZERO }
+        // At least one topic-filter byte follows: a shorter packet was refused above.
+        this.state = BODY
       }
     }
     return null

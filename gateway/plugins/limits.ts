@@ -105,6 +105,9 @@ async function limitsPlugin (app: FastifyInstance): Promise<void> {
       } else if (v.kind === 'malformed') {
         counters.malformedPackets++
         limited.warn('packet-malformed', `${address ?? '?'}: ${v.reason}; disconnected`)
+      } else if (v.kind === 'packet-id-zero') {
+        // A conformance refusal, logged like the broker's own (PUBLISH with id 0 and the like).
+        hooks.refused?.(null, `${address ?? '?'}: ${v.reason}; disconnected`)
       } else {
         limited.warn('protocol-level', `${address ?? '?'}: CONNECT with unsupported protocol level ${v.level}; CONNACK 0x01 [MQTT-3.1.2-2]`)
       }

@@ -43,6 +43,63 @@ describe('PacketGuard', () => {
     expect(new PacketGuard(100).scan(Buffer.from([0x82, 0x06, 0x00, 0x01, 0x00, 0x01, 0x61, 0x00]))).toBeNull()
   })
 
+  describe('SUBSCRIBE and UNSUBSCRIBE with Packet Identifier 0 [MQTT-2.3.1-1]', () => {
+    const sub = (id: number): Buffer => mqttPacket.generate({
+      cmd: 'subscribe', messageId: id, subscriptions: [{ topic: 'a/b', qos: 1 }]
+    } as mqttPacket.ISubscribePacket)
+    const unsub = (id: number): Buffer => mqttPacket.generate({
+      cmd: 'unsubscribe', messageId: id, unsubscriptions: ['a/b']
+    } as mqttPacket.IUnsubscribePacket)
+    const cases: Array<[string, (id: number) => Buffer]> = [['SUBSCRIBE', sub], ['UNSUBSCRIBE', unsub]]
+
+    it.each(cases)('refuses a %s with id 0', (name, make) => {
+      expect(new PacketGuard(100).scan(make(0))).toEqual({ kind: 'packet-id-zero', reason: `${name} with Packet Identifier 0 [MQTT-2.3.1-1]` })
+    })
+
+    it.each(cases)('accepts a %s with a non-zero id, high or low byte', (_name, make) => {
+      const g = new PacketGuard(100)
+      for (const id of [1, 0x100, 0xffff]) expect(g.scan(make(id))).toBeNull()
+      // And the guard is back in step for the packets that follow.
+      expect(g.scan(publish(10))).toBeNull()
+      expect(g.scan(make(0))).toMatchObject({ kind: 'packet-id-zero' })
+    })
+
+    it.each(cases)('reads a %s id split across two chunks, one byte in each', (_name, make) => {
+      const zero = make(0)
+      // The fixed header is 2 bytes here: split between the id's high and low byte.
+      const g = new PacketGuard(100)
+      expect(g.scan(zero.subarray(0, 3))).toBeNull()
+      expect(g.scan(zero.subarray(3))).toMatchObject({ kind: 'packet-id-zero' })
+      // A zero high byte then a non-zero low byte, and the other way round.
+      for (const id of [0x0001, 0x0100]) {
+        const p = make(id)
+        const h = new PacketGuard(100)
+        expect(h.scan(p.subarray(0, 3))).toBeNull()
+        expect(h.scan(p.subarray(3))).toBeNull()
+        expect(h.scan(publish(5))).toBeNull()
+      }
+    })
+
+    it.each(cases)('refuses a %s with id 0 however the stream is split', (_name, make) => {
+      const stream = Buffer.concat([publish(10), make(7), publish(3), make(0), publish(1)])
+      for (const step of [1, 2, 3, 5, stream.length]) {
+        const g = new PacketGuard(100)
+        let verdict: Violation | null = null
+        for (let i = 0; i < stream.length && verdict === null; i += step) verdict = g.scan(stream.subarray(i, i + step))
+        expect(verdict, `step ${step}`).toMatchObject({ kind: 'packet-id-zero' })
+      }
+    })
+
+    it('leaves a PUBLISH alone: its bytes after the header are not read as an id', () => {
+      // A QoS 0 PUBLISH whose topic length (the first two body bytes) is 0x0000 is the parser's business.
+      const g = new PacketGuard(100)
+      expect(g.scan(Buffer.from([0x30, 0x03, 0x00, 0x00, 0x78]))).toBeNull()
+      expect(g.scan(publish(0))).toBeNull()
+      // Nor are PUBACK, PUBREC, PUBREL, PUBCOMP, which [MQTT-2.3.1-1] does not name.
+      for (const type of [0x40, 0x50, 0x62, 0x70]) expect(g.scan(Buffer.from([type, 0x02, 0x00, 0x00]))).toBeNull()
+    })
+  })
+
   it('a length lie is caught even when the varint is split across chunks', () => {
     const g = new PacketGuard(100)
     expect(g.scan(Buffer.from([0x30, 0x80]))).toBeNull()
@@ -64,6 +121,21 @@ describe('guardConnection', () => {
     expect(conn.read()).toBeNull()
     expect(seen).toEqual([{ kind: 'too-large', size: publish(500).length }])
     expect(conn.destroyed).toBe(true)
+  })
+})
+
+describe('guardConnection and Packet Identifier 0', () => {
+  it('withholds the SUBSCRIBE, destroys the connection and reports once', async () => {
+    const conn = new PassThrough()
+    const seen: Violation[] = []
+    guardConnection(conn, 200, v => seen.push(v))
+    conn.write(Buffer.from([0x82, 0x06, 0x00, 0x00, 0x00, 0x01, 0x61, 0x00]))
+    await new Promise(resolve => conn.once('readable', resolve))
+    expect(conn.read()).toBeNull()
+    expect(conn.destroyed).toBe(true)
+    expect(seen).toEqual([{ kind: 'packet-id-zero', reason: 'SUBSCRIBE with Packet Identifier 0 [MQTT-2.3.1-1]' }])
+    expect(conn.read()).toBeNull()
+    expect(seen).toHaveLength(1)
   })
 })
 
