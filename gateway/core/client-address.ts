@@ -3,31 +3,13 @@
 // (Fastify's req.ip, given the same trust function) and WebSocket upgrades.
 // MQTT over TCP has no headers and keeps the socket address.
 import type { IncomingMessage } from 'node:http'
-import { createRequire } from 'node:module'
 import { isIP } from 'node:net'
+// The same package (and, deduplicated, the same copy) Fastify's req.ip uses, so
+// a WebSocket upgrade walks X-Forwarded-For exactly as REST requests do.
+import proxyAddr from '@fastify/proxy-addr'
 
 /** True when `address` (hop 0 = the socket's peer) is a proxy whose X-Forwarded-For is believed. */
 export type Trust = (address: string, hop: number) => boolean
-
-interface ProxyAddr {
-  (req: IncomingMessage, trust: Trust): string
-  compile: (list: string[]) => Trust
-}
-
-let loaded: ProxyAddr | undefined
-
-/**
- * Fastify's own copy of @fastify/proxy-addr (its dependency, not ours), so that
- * a WebSocket upgrade walks X-Forwarded-For exactly as req.ip does. Loaded on
- * first use: the config loader only validates.
- */
-function proxyAddr (): ProxyAddr {
-  if (loaded === undefined) {
-    const fromFastify = createRequire(createRequire(import.meta.url).resolve('fastify'))
-    loaded = fromFastify('@fastify/proxy-addr') as ProxyAddr
-  }
-  return loaded
-}
 
 /**
  * The entries of a trustedProxies value: a comma list of IPv4/IPv6 addresses
@@ -46,7 +28,7 @@ export function parseTrustedProxies (raw: string): string[] {
     }
   }
   try {
-    if (entries.length > 0) proxyAddr().compile(entries)
+    if (entries.length > 0) proxyAddr.compile(entries)
   } catch (err) {
     throw new Error((err as Error).message)
   }
@@ -56,7 +38,7 @@ export function parseTrustedProxies (raw: string): string[] {
 /** The trust function for a trustedProxies value; undefined when it is empty (trust nobody). */
 export function compileTrust (raw: string): Trust | undefined {
   const entries = parseTrustedProxies(raw)
-  return entries.length === 0 ? undefined : proxyAddr().compile(entries)
+  return entries.length === 0 ? undefined : proxyAddr.compile(entries)
 }
 
 /**
@@ -67,5 +49,5 @@ export function compileTrust (raw: string): Trust | undefined {
 export function clientAddress (req: IncomingMessage, trust: Trust | undefined): string | undefined {
   const peer = req.socket.remoteAddress
   if (trust === undefined || peer === undefined) return peer
-  return proxyAddr()(req, trust)
+  return proxyAddr(req, trust)
 }
