@@ -16,6 +16,7 @@
 //                          it when rabbitmq-server is installed, else the row is skipped (bench/scenarios.ts)
 //   BENCH_AMQP_PREFETCH    the gateway-queued row's worker prefetch (default 100)
 //   BENCH_VERBOSE          "1" forwards the children's output
+//   BENCH_PIN              "1": the server under test on CPU 0, the load generator and helpers on CPU 1 (bench/lib/pin.ts)
 import os from 'node:os'
 import { installCleanup, stopAll } from './lib/children.js'
 import { formatShares, startCpuMeter, type CpuShares } from './lib/cpu.js'
@@ -24,6 +25,7 @@ import { runMqttLoad, type MqttLoad } from './lib/mqtt-load.js'
 import { GATEWAY_OVERRIDES, startGatewayWithEcho } from './lib/gateway.js'
 import { fmtInt, fmtMs, fmtRatio, renderTable } from './lib/table.js'
 import { BODY, DEFAULT_SCENARIOS, HTTP_SCENARIOS, type HttpScenario, type Started } from './scenarios.js'
+import { pin, pinning } from './lib/pin.js'
 
 const TARGET = { scenario: 'gateway', reference: 'bare', connections: 50, minThroughputRatio: 0.5, maxP99Ratio: 3 }
 
@@ -60,6 +62,10 @@ function serverCpuPerRequest (cpu: CpuShares, rps: number): number {
 
 /** Measures one point, and the CPU each process used meanwhile. */
 async function measure (started: Started, connections: number): Promise<Sample> {
+  if (pinning) {
+    started.processes.forEach((p, i) => pin(p.proc.pid, i === 0 ? 0 : 1))
+    pin(process.pid, 1)
+  }
   await runHttpLoad(started.request, connections, warmupS)
   const stopMeter = startCpuMeter(started.processes.map(p => ({ name: p.name.split(':').pop() as string, pid: p.proc.pid })))
   const load = await runHttpLoad(started.request, connections, durationS)
@@ -115,7 +121,8 @@ async function benchHttp (): Promise<{ rows: Row[], failed: boolean }> {
     ]
   })
   console.log(`\nHTTP POST with a ${Buffer.byteLength(BODY)}-byte JSON body, one request in flight per connection; ` +
-    `${durationS} s per point after ${warmupS} s warm-up${rounds > 1 ? `, median of ${rounds} rounds` : ''}; node ${process.version}, ${os.cpus().length} cores\n`)
+    `${durationS} s per point after ${warmupS} s warm-up${rounds > 1 ? `, median of ${rounds} rounds` : ''}; node ${process.version}, ${os.cpus().length} cores; ` +
+    `${pinning ? 'pinned: server under test on CPU 0, load generator and helpers on CPU 1' : 'not pinned (BENCH_PIN=1 pins)'}\n`)
   console.log(renderTable(['conns', 'scenario', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'vs', 'req/s ratio', 'p99 ratio', 'CPU µs/req', 'CPU (cores)'], table))
   console.log()
   for (const { scenario } of scenarios) console.log(`  ${scenario.name}: ${scenario.about}`)
@@ -150,6 +157,11 @@ function reportTarget (rows: Row[]): void {
 async function benchMqtt (): Promise<boolean> {
   const requesters = envNumber('BENCH_MQTT_REQUESTERS', 10)
   const gw = await startGatewayWithEcho('mqtt')
+  if (pinning) {
+    pin(gw.gateway.proc.pid, 0)
+    pin(gw.echo.proc.pid, 1)
+    pin(process.pid, 1)
+  }
   const results: Array<{ transport: string, qos: 0 | 1, load: MqttLoad, cpu: string }> = []
   for (const qos of [0, 1] as const) {
     for (const [transport, url] of [['tcp', gw.mqttUrl], ['ws', gw.wsUrl], ['ws-batched', gw.wsUrl]] as const) {
