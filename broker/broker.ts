@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream'
 import { Aedes, type Client, type PublishPacket, type Subscription } from 'aedes'
 import mqttPacket from 'mqtt-packet'
 import { SubscriptionIndex } from '../gateway/core/subscriptions.js'
-import { batchWrites } from './write-batch.js'
+import { batchWrites, flushNow } from './write-batch.js'
 import { RES_PREFIX, INBOX_PREFIX, REQ_PREFIX, isValidTopicFilter } from '../gateway/core/topics.js'
 import { checkTopic, connectViolation, textViolation, type TopicLimits } from './conformance.js'
 
@@ -204,6 +204,7 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
   const deliverQueued = (): void => {
     const batch = queued
     queued = []
+    const written = new Set<Duplex>()
     for (const { topic, payload } of batch) {
       const packet = { cmd: 'publish', topic, payload, qos: 0, retain: false, dup: false } as PublishPacket
       subscriptions.forEachMatch(topic, client => {
@@ -211,8 +212,11 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
         // The per-delivery check Aedes would make (slow consumers).
         if (state.hooks.allowForward !== undefined && !state.hooks.allowForward(client, packet)) return
         mqttPacket.writeToStream(packet, client.conn)
+        written.add(client.conn)
       })
     }
+    // This is already the turn's batch: send it now, not a whole loop turn later.
+    for (const conn of written) flushNow(conn)
   }
   const queueRequest = (topic: string, payload: Buffer): void => {
     if (queued.push({ topic, payload }) === 1) setImmediate(deliverQueued)

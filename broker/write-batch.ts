@@ -41,6 +41,13 @@ export class Gather {
   }
 }
 
+/** Sends what a batched stream has gathered now, rather than at its next turn; a no-op for other streams. */
+export function flushNow (stream: Writable): void {
+  (stream as Writable & { [FLUSH]?: () => void })[FLUSH]?.()
+}
+
+const FLUSH = Symbol('rtw.flush')
+
 export function batchWrites (stream: Writable): void {
   const gather = new Gather()
   // A false returned because of gathered bytes alone owes the writer a 'drain'.
@@ -72,6 +79,8 @@ export function batchWrites (stream: Writable): void {
     if (!ok) owedDrain = true
     return ok
   } as Writable['write']
+
+  Object.assign(stream, { [FLUSH]: flush })
 
   // Whatever is gathered goes out before the end.
   stream.end = function (...args: unknown[]): Writable {

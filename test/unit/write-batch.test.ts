@@ -1,7 +1,7 @@
 // broker/write-batch.ts: writes made in one event-loop turn reach the stream as one write.
 import { Writable } from 'node:stream'
 import { describe, expect, it } from 'vitest'
-import { batchWrites } from '../../broker/write-batch.js'
+import { batchWrites, flushNow } from '../../broker/write-batch.js'
 
 /** A stream that records each underlying write and completes it at once. */
 function recorder (highWaterMark = 16_384): { stream: Writable, writes: Buffer[] } {
@@ -68,5 +68,18 @@ describe('batchWrites', () => {
     stream.destroy()
     const err = await new Promise<Error | null | undefined>(resolve => stream.write('x', resolve))
     expect(err).toBeInstanceOf(Error)
+  })
+
+  it('sends what was gathered at once on flushNow, and leaves other streams alone', async () => {
+    const { stream, writes } = recorder()
+    batchWrites(stream)
+    stream.write('now')
+    flushNow(stream)
+    expect(writes.map(String)).toEqual(['now'])
+    await turn()
+    expect(writes.map(String)).toEqual(['now'])
+    const plain = recorder()
+    flushNow(plain.stream)
+    expect(plain.writes).toEqual([])
   })
 })
