@@ -100,12 +100,15 @@ function send (reply: FastifyReply, id: string, outcome: Outcome): void {
   // validated bytes and headers [P-3.3], so Fastify's send pipeline (hooks,
   // content-type and serializer checks) would only cost time, about 5% of the
   // gateway's CPU per request. Headers set earlier on the reply (CORS, the id)
-  // come along; Node adds Content-Length and Date, and drops the body of a HEAD.
+  // come along; Node adds Date and drops the body of a HEAD, 204 or 304.
+  const body = typeof r.body === 'string' ? Buffer.from(r.body) : r.body
   const headers: OutgoingHttpHeaders = reply.getHeaders() as OutgoingHttpHeaders
   for (const name in r.headers) headers[name] = r.headers[name]
+  // Without it, writeHead would commit to chunked encoding. RFC 9110 §8.6: none on 204 or 304.
+  if (r.status !== 204 && r.status !== 304) headers['content-length'] = body.length
   reply.hijack()
   reply.raw.writeHead(r.status, headers)
-  reply.raw.end(typeof r.body === 'string' ? Buffer.from(r.body) : r.body)
+  reply.raw.end(body)
 }
 
 export default async function apiRoutes (app: FastifyInstance): Promise<void> {

@@ -79,6 +79,26 @@ describe('REST bridge round trip through an echo responder', () => {
     expect(await res.text()).toBe(body)
   })
 
+  it('frames a reply with Content-Length, not chunked, and sends none with a 204', async () => {
+    const body = Buffer.from('sized reply ✓')
+    const res = await rawRequest({ port: gw.httpPort, method: 'POST', path: '/api/echo/sized', body, headers: { 'content-type': 'text/plain' } })
+    expect(res.status).toBe(200)
+    expect(res.headers['content-length']).toBe(String(body.length))
+    expect(res.headers['transfer-encoding']).toBeUndefined()
+    expect(res.body.equals(body)).toBe(true)
+
+    const empty = await Responder.start(gw.mqttUrl, '$req/empty/#', (req, r) => { void r.reply(req, { status: 204, body: 'dropped' }) })
+    try {
+      const none = await rawRequest({ port: gw.httpPort, method: 'DELETE', path: '/api/empty/x' })
+      expect(none.status).toBe(204)
+      expect(none.headers['content-length']).toBeUndefined()
+      expect(none.headers['transfer-encoding']).toBeUndefined()
+      expect(none.body.length).toBe(0)
+    } finally {
+      await empty.close()
+    }
+  })
+
   it('bridges HEAD: status and headers, no body', async () => {
     const res = await fetch(`${gw.httpUrl}/api/echo/h`, { method: 'HEAD' })
     expect(res.status).toBe(200)
