@@ -3,6 +3,8 @@
 // HTTP publish with no subscriber, and who they are, so the gateway's own
 // requests can be delivered without a detour through the broker's router.
 // A trie keyed by topic level; each filter's node holds the owners holding it.
+// Every REST request asks twice about the same topic (is anyone listening,
+// then who), so answers are kept per topic name until the filters change.
 
 interface Node<Owner> {
   children: Map<string, Node<Owner>>
@@ -13,9 +15,14 @@ function newNode<Owner> (): Node<Owner> {
   return { children: new Map(), owners: new Set() }
 }
 
+/** Topic names whose matches are remembered; past it the memory starts over, so unique topics cannot grow it. */
+const MEMO_SIZE = 1024
+
 export class SubscriptionIndex<Owner> {
   private readonly root = newNode<Owner>()
   private readonly owners = new Map<Owner, Set<string>>()
+  /** Owners matching a topic name, one entry per matching filter; emptied on every change to the filters. */
+  private readonly memo = new Map<string, readonly Owner[]>()
 
   add (owner: Owner, filter: string): void {
     let filters = this.owners.get(owner)
@@ -25,6 +32,7 @@ export class SubscriptionIndex<Owner> {
     }
     if (filters.has(filter)) return
     filters.add(filter)
+    this.memo.clear()
     let node = this.root
     for (const level of filter.split('/')) {
       let next = node.children.get(level)
@@ -41,6 +49,7 @@ export class SubscriptionIndex<Owner> {
     const filters = this.owners.get(owner)
     if (filters === undefined || !filters.delete(filter)) return
     if (filters.size === 0) this.owners.delete(owner)
+    this.memo.clear()
     this.unlink(this.root, filter.split('/'), 0, owner)
   }
 
@@ -49,61 +58,55 @@ export class SubscriptionIndex<Owner> {
     if (filters === undefined) return
     for (const filter of filters) this.unlink(this.root, filter.split('/'), 0, owner)
     this.owners.delete(owner)
+    this.memo.clear()
   }
 
   /** True when at least one held filter matches the topic name. */
   hasMatch (topic: string): boolean {
-    const levels = topic.split('/')
-    // [MQTT-4.7.2-1] wildcards at the first level do not match "$" topics.
-    const dollar = topic.charCodeAt(0) === 36
-    return this.match(this.root, levels, 0, dollar)
+    return this.matches(topic).length > 0
   }
 
   /**
    * Calls `fn` once for every held filter that matches the topic name, with
    * its owner: an owner holding two matching filters is called twice, as a
    * broker delivers a copy per matching subscription ([MQTT-3.3.5-1] allows it).
+   * `fn` may change the filters: it walks the matches as they were when called.
    */
   forEachMatch (topic: string, fn: (owner: Owner) => void): void {
-    this.visit(this.root, topic.split('/'), 0, topic.charCodeAt(0) === 36, fn)
+    for (const owner of this.matches(topic)) fn(owner)
+  }
+
+  private matches (topic: string): readonly Owner[] {
+    const known = this.memo.get(topic)
+    if (known !== undefined) return known
+    const found: Owner[] = []
+    // [MQTT-4.7.2-1] wildcards at the first level do not match "$" topics.
+    this.visit(this.root, topic.split('/'), 0, topic.charCodeAt(0) === 36, found)
+    if (this.memo.size >= MEMO_SIZE) this.memo.clear()
+    this.memo.set(topic, found)
+    return found
   }
 
   get size (): number {
     return this.owners.size
   }
 
-  private visit (node: Node<Owner>, levels: string[], i: number, dollar: boolean, fn: (owner: Owner) => void): void {
+  private visit (node: Node<Owner>, levels: string[], i: number, dollar: boolean, found: Owner[]): void {
     const wildOk = !(dollar && i === 0)
     if (wildOk) {
       const hash = node.children.get('#')
-      if (hash !== undefined) for (const o of hash.owners) fn(o)
+      if (hash !== undefined) for (const o of hash.owners) found.push(o)
     }
     if (i === levels.length) {
-      for (const o of node.owners) fn(o)
+      for (const o of node.owners) found.push(o)
       return
     }
     const exact = node.children.get(levels[i] as string)
-    if (exact !== undefined) this.visit(exact, levels, i + 1, dollar, fn)
+    if (exact !== undefined) this.visit(exact, levels, i + 1, dollar, found)
     if (wildOk) {
       const plus = node.children.get('+')
-      if (plus !== undefined) this.visit(plus, levels, i + 1, dollar, fn)
+      if (plus !== undefined) this.visit(plus, levels, i + 1, dollar, found)
     }
-  }
-
-  private match (node: Node<Owner>, levels: string[], i: number, dollar: boolean): boolean {
-    const wildOk = !(dollar && i === 0)
-    if (wildOk) {
-      const hash = node.children.get('#')
-      if (hash !== undefined && hash.owners.size > 0) return true
-    }
-    if (i === levels.length) return node.owners.size > 0
-    const exact = node.children.get(levels[i] as string)
-    if (exact !== undefined && this.match(exact, levels, i + 1, dollar)) return true
-    if (wildOk) {
-      const plus = node.children.get('+')
-      if (plus !== undefined && this.match(plus, levels, i + 1, dollar)) return true
-    }
-    return false
   }
 
   private unlink (node: Node<Owner>, levels: string[], i: number, owner: Owner): boolean {

@@ -105,4 +105,46 @@ describe('SubscriptionIndex', () => {
     idx.removeOwner('a')
     expect(owners('$req/echo/x')).toEqual(['b'])
   })
+
+  it('answers from what is held now, after a topic was asked about before a change', () => {
+    const idx = new SubscriptionIndex<string>()
+    expect(idx.hasMatch('$req/echo/x')).toBe(false)
+    idx.add('a', '$req/echo/#')
+    expect(idx.hasMatch('$req/echo/x')).toBe(true)
+    idx.remove('a', '$req/echo/#')
+    expect(idx.hasMatch('$req/echo/x')).toBe(false)
+    idx.add('b', '$req/+/x')
+    expect(idx.hasMatch('$req/echo/x')).toBe(true)
+    idx.removeOwner('b')
+    expect(idx.hasMatch('$req/echo/x')).toBe(false)
+  })
+
+  it('walks the matches as they were when called, even if the callback changes the filters', () => {
+    const idx = new SubscriptionIndex<string>()
+    idx.add('a', 't/#')
+    idx.add('b', 't/+')
+    const seen: string[] = []
+    idx.forEachMatch('t/x', o => {
+      seen.push(o)
+      idx.removeOwner('a')
+      idx.removeOwner('b')
+      idx.add('c', 't/x')
+    })
+    expect(seen.sort()).toEqual(['a', 'b'])
+    const after: string[] = []
+    idx.forEachMatch('t/x', o => after.push(o))
+    expect(after).toEqual(['c'])
+  })
+
+  it('stays right past the number of topic names it remembers', () => {
+    const idx = new SubscriptionIndex<string>()
+    idx.add('a', 'u/#')
+    for (let i = 0; i < 3000; i++) {
+      expect(idx.hasMatch(`u/${i}`)).toBe(true)
+      expect(idx.hasMatch(`v/${i}`)).toBe(false)
+    }
+    idx.add('b', 'v/7')
+    expect(idx.hasMatch('v/7')).toBe(true)
+    expect(idx.hasMatch('v/8')).toBe(false)
+  })
 })
