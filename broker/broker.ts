@@ -5,9 +5,9 @@ import { createServer as createTlsServer } from 'node:tls'
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { Aedes, type Client, type PublishPacket, type Subscription } from 'aedes'
-import mqttPacket from 'mqtt-packet'
 import { SubscriptionIndex } from '../gateway/core/subscriptions.js'
 import { batchWrites, flushNow } from './write-batch.js'
+import { qos0PublishFrame } from './publish-frame.js'
 import { RES_PREFIX, INBOX_PREFIX, REQ_PREFIX, isValidTopicFilter } from '../gateway/core/topics.js'
 import { checkTopic, connectViolation, textViolation, type TopicLimits } from './conformance.js'
 
@@ -207,11 +207,13 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
     const written = new Set<Duplex>()
     for (const { topic, payload } of batch) {
       const packet = { cmd: 'publish', topic, payload, qos: 0, retain: false, dup: false } as PublishPacket
+      let frame: Buffer | undefined
       subscriptions.forEachMatch(topic, client => {
         if (!client.connected || client.conn.destroyed || client.conn.writableEnded) return
         // The per-delivery check Aedes would make (slow consumers).
         if (state.hooks.allowForward !== undefined && !state.hooks.allowForward(client, packet)) return
-        mqttPacket.writeToStream(packet, client.conn)
+        frame ??= qos0PublishFrame(topic, payload)
+        client.conn.write(frame)
         written.add(client.conn)
       })
     }
