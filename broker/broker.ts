@@ -8,6 +8,7 @@ import { Aedes, type Client, type PublishPacket, type Subscription } from 'aedes
 import { SubscriptionIndex } from '../gateway/core/subscriptions.js'
 import { batchWrites, flushNow } from './write-batch.js'
 import { qos0PublishFrame } from './publish-frame.js'
+import { tapReplies } from './reply-tap.js'
 import { RES_PREFIX, INBOX_PREFIX, REQ_PREFIX, isValidTopicFilter } from '../gateway/core/topics.js'
 import { checkTopic, connectViolation, textViolation, type TopicLimits } from './conformance.js'
 
@@ -162,13 +163,26 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
   // Intercepting at publish time rather than in authorizePublish lets the client
   // keep its PUBACK while the packet itself is consumed by the gateway.
   const routePublish = aedes.publish.bind(aedes) as unknown as (packet: PublishPacket, client: Client | null, done: (err?: Error | null) => void) => void
-  ;(aedes as unknown as { publish: typeof routePublish }).publish = function (packet, client, done) {
+  const publishFrom = function (packet: PublishPacket, client: Client | null, done: (err?: Error | null) => void): void {
     if (typeof client === 'function') return routePublish(packet, null, client)
     if (client !== null && client !== undefined && state.hooks.intercept?.(client, packet) === true) {
       done?.(null)
       return
     }
     routePublish(packet, client, done)
+  }
+  ;(aedes as unknown as { publish: typeof publishFrom }).publish = publishFrom
+
+  // A reply taken by the fast lane (reply-tap.ts) gets what Aedes would give a
+  // QoS 0 PUBLISH: the checks of handlePublish and of authorizePublish above,
+  // the keep-alive refresh, then publishFrom. One that fails a check is left
+  // to Aedes, which refuses it as before.
+  const takeReply = (client: Client, topic: string, payload: Buffer): boolean => {
+    if (topic.includes('+') || topic.includes('#') || checkTopic(topic, topicLimits) !== null) return false
+    const internals = client as unknown as AedesClientInternals
+    if (internals._keepaliveInterval > 0) internals._keepaliveTimer?.refresh()
+    publishFrom({ cmd: 'publish', topic, payload, qos: 0, retain: false, dup: false } as PublishPacket, client, noop)
+    return true
   }
 
   aedes.on('subscribe', (subs: Subscription[], client: Client) => {
@@ -231,7 +245,9 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
       conn.destroy()
       return
     }
-    keepEveryDelivery(aedes.handle(conn, req), aedes.id)
+    const client = aedes.handle(conn, req)
+    keepEveryDelivery(client, aedes.id)
+    tapReplies(conn, () => readyForReplies(client), (topic, payload) => takeReply(client, topic, payload))
   }
 
   return {
@@ -304,6 +320,28 @@ function subscriptionAllowed (client: Client, sub: Subscription): boolean {
   }
   return true
 }
+
+/** The parts of an Aedes client the reply fast lane reads (aedes/lib/client.js, handlers/index.js). */
+interface AedesClientInternals {
+  connackSent: boolean
+  connected: boolean
+  _keepaliveInterval: number
+  _keepaliveTimer: NodeJS.Timeout | null
+  /** Packets that came before CONNACK, waiting; null once they were handled. */
+  _parser: { _queue: unknown[] | null }
+}
+
+/**
+ * Replies may skip Aedes's parser once the client is connected and every
+ * packet it sent before CONNACK was handled: before that, Aedes holds packets
+ * back, and one taken early would overtake them.
+ */
+function readyForReplies (client: Client): boolean {
+  const c = client as unknown as AedesClientInternals
+  return c.connackSent && c.connected && c._parser._queue === null
+}
+
+function noop (): void {}
 
 /**
  * Aedes drops a delivery whose broker counter is not above the last one the

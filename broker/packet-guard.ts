@@ -54,6 +54,11 @@ export class PacketGuard {
 
   constructor (private readonly maxPacketSize: number) {}
 
+  /** True when every byte scanned so far belongs to a complete packet: the next byte starts one. */
+  get atBoundary (): boolean {
+    return this.state === HEADER
+  }
+
   /** Advances over one chunk of the stream; null while every packet so far is acceptable. */
   scan (chunk: Uint8Array): Violation | null {
     const len = chunk.length

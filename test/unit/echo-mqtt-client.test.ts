@@ -107,13 +107,13 @@ describe('against the embedded broker', () => {
   it('replies at QoS 0 and at QoS 1', async () => {
     gw = await startGateway()
     // The gateway consumes $res/ replies before Aedes's 'publish' event, so the QoS is read where
-    // Aedes authorizes each client PUBLISH (the broker's own check still runs).
-    const aedes = gw.app.broker.aedes as unknown as { authorizePublish: (c: { id: string } | null, p: { topic: string, qos: number }, cb: (err: Error | null) => void) => void }
-    const authorize = aedes.authorizePublish
+    // every client PUBLISH reaches the gateway's hooks, whichever way it was parsed.
+    const hooks = gw.app.broker.hooks
+    const intercept = hooks.intercept
     const replies = new Map<string, number[]>()
-    aedes.authorizePublish = function (client, packet, cb) {
-      if (client !== null && packet.topic.startsWith('$res/')) replies.set(client.id, [...replies.get(client.id) ?? [], packet.qos])
-      authorize.call(this, client, packet, cb)
+    hooks.intercept = (client, packet) => {
+      if (packet.topic.startsWith('$res/')) replies.set(client.id, [...replies.get(client.id) ?? [], packet.qos])
+      return intercept?.(client, packet) ?? false
     }
     for (const qos of [0, 1] as const) {
       const h = startClient(gw.mqttUrl, { replyQos: qos })
