@@ -334,11 +334,13 @@ interface AedesClientInternals {
 /**
  * Replies may skip Aedes's parser once the client is connected and every
  * packet it sent before CONNACK was handled: before that, Aedes holds packets
- * back, and one taken early would overtake them.
+ * back, and one taken early would overtake them. Should a later Aedes rename
+ * these fields, the fast lane stays shut rather than skip the keep-alive
+ * refresh (test/integration/reply-fast-lane.test.ts would also say so).
  */
 function readyForReplies (client: Client): boolean {
   const c = client as unknown as AedesClientInternals
-  return c.connackSent && c.connected && c._parser._queue === null
+  return c.connackSent && c.connected && c._parser._queue === null && typeof c._keepaliveInterval === 'number'
 }
 
 function noop (): void {}
