@@ -4,8 +4,8 @@ import type { MqttClient } from 'mqtt'
 import { WebSocket } from 'ws'
 import { expect } from 'vitest'
 import { connect, GatewayError, type ClientEvents, type ConnectOptions, type RealtimeClient } from '../../web-client/src/index.js'
-import { echo } from '../../echo-server/echo.js'
 import { connectClient, subscribe } from './mqtt.js'
+import { startEcho } from './responders.js'
 
 /** A client on the `ws` package, with a short backoff so reconnect tests stay quick. */
 export function nodeClient (url: string, opts: ConnectOptions = {}): RealtimeClient {
@@ -29,13 +29,7 @@ type MqttOptions = Parameters<typeof connectClient>[1]
 
 /** The echo service over MQTT.js, as echo-server/main.ts runs it. */
 export async function startEchoResponder (mqttUrl: string, opts: MqttOptions = {}, service = 'echo'): Promise<MqttClient> {
-  const r = await connectClient(mqttUrl, opts)
-  await subscribe(r, `$req/${service}/#`)
-  r.on('message', (topic, payload) => {
-    const out = echo(topic, payload)
-    if (out !== null) r.publish(out.topic, out.payload)
-  })
-  return r
+  return (await startEcho(mqttUrl, `$req/${service}/#`, opts)).client
 }
 
 export interface HeldRequest {
