@@ -68,9 +68,15 @@ export class Correlator {
     this.recentKind = new Uint8Array(recent)
   }
 
+  /** The id nextId() made last, and its sequence number: register() is nearly always given it. */
+  private lastId = ''
+  private lastSeq = -1
+
   /** A fresh correlation id: this process's random prefix and a sequence number. */
   nextId (): string {
-    return this.prefix + (this.seq++).toString(36)
+    this.lastSeq = this.seq++
+    this.lastId = this.prefix + this.lastSeq.toString(36)
+    return this.lastId
   }
 
   get size (): number {
@@ -90,7 +96,7 @@ export class Correlator {
    * beats the publish callback still finds it. timeoutMs 0 means no timer.
    */
   register (id: string, service: string, timeoutMs: number, onSettle: (outcome: Outcome, id: string) => void): void {
-    const seq = this.seqOf(id)
+    const seq = id === this.lastId ? this.lastSeq : this.seqOf(id)
     const entry: Pending = { id, seq, service, timer: undefined, onSettle }
     if (timeoutMs > 0) {
       entry.timer = setTimeout(() => {
@@ -159,10 +165,14 @@ export class Correlator {
   }
 
   private find (id: string): Pending | undefined {
-    const seq = this.seqOf(id)
-    if (seq >= 0) {
-      const entry = this.slots[seq & this.mask]
-      if (entry !== undefined && entry.seq === seq) return entry
+    // Comparing the whole id with the slot's is the check; seqOf's stricter
+    // parse is needed only to classify ids that match nothing (recentReason).
+    if (id.startsWith(this.prefix)) {
+      const seq = parseInt(id.slice(this.prefix.length), 36)
+      if (seq >= 0) {
+        const entry = this.slots[seq & this.mask]
+        if (entry !== undefined && entry.id === id) return entry
+      }
     }
     return this.overflow.size === 0 ? undefined : this.overflow.get(id)
   }
