@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Packet } from 'mqtt-packet'
 import { startGateway, type TestGateway } from '../helpers/gateway.js'
-import { connectPacket, publishPacket, rawConnect, subscribePacket, type RawClient } from '../helpers/raw-mqtt.js'
+import { connectPacket, generate, publishPacket, rawConnect, subscribePacket, type RawClient } from '../helpers/raw-mqtt.js'
 import { waitFor } from '../helpers/wait.js'
 
 interface Request { id: string, replyTo: string, body?: string }
@@ -36,6 +36,32 @@ describe('replies in the fast lane', () => {
   let gw: TestGateway
   beforeAll(async () => { gw = await startGateway() })
   afterAll(async () => { await gw?.close() })
+
+  it('takes the QoS 0 replies of a connected responder ahead of Aedes, and leaves Aedes a retained one', async () => {
+    // Aedes asks authorizePublish about every PUBLISH it parses; the fast lane's replies never reach it.
+    // Should an Aedes upgrade shut the lane (readyForReplies in broker.ts), this is where it shows.
+    const aedes = gw.app.broker.aedes as unknown as { authorizePublish: (c: unknown, p: { topic: string }, cb: (err: Error | null) => void) => void }
+    const authorize = aedes.authorizePublish
+    const seenByAedes: string[] = []
+    aedes.authorizePublish = function (client, packet, cb) {
+      if (packet.topic.startsWith('$res/')) seenByAedes.push(packet.topic)
+      authorize.call(this, client, packet, cb)
+    }
+    try {
+      const c = await rawResponder(gw, 'lane-taken', '$req/lane0/#')
+      const pending = [call(gw, 'lane0', 'a'), call(gw, 'lane0', 'b')]
+      const reqs = await waitFor(() => { const r = requestsAt(c); return r.length >= 2 ? r : undefined }, { what: 'two requests at the raw responder' })
+      c.send(Buffer.concat(reqs.map(r => replyTo(r, `re:${r.body}`))))
+      expect(await Promise.all(pending.map(async p => await (await p).text()))).toEqual(['re:a', 're:b'])
+      expect(seenByAedes).toEqual([])
+      // A retained reply is Aedes's to refuse [P-3.6]: it is dropped and counted there.
+      c.send(generate({ cmd: 'publish', topic: '$res/lane0/x', payload: '{}', qos: 0, retain: true, dup: false }))
+      await waitFor(() => seenByAedes.length === 1, { what: 'the retained reply at Aedes' })
+      c.destroy()
+    } finally {
+      aedes.authorizePublish = authorize
+    }
+  })
 
   it('answers both callers and acknowledges a SUBSCRIBE sent between two replies in one write', async () => {
     const c = await rawResponder(gw, 'lane-mixed', '$req/lane1/#')
