@@ -10,7 +10,7 @@
 import type { Duplex } from 'node:stream'
 import { PacketGuard } from './packet-guard.js'
 
-/** `$res/` as the bytes that open the topic of a reply [P-1.1]. */
+/** `$res/` as the bytes that open the topic of a reply [P-1.5]. */
 const RES = [0x24, 0x72, 0x65, 0x73, 0x2f]
 
 /**
