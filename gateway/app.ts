@@ -34,6 +34,8 @@ function codeFor (err: FastifyError): ErrorCode {
 }
 
 export async function buildApp (config: Config, opts: BuildOptions = {}): Promise<FastifyInstance> {
+  // Compiled once: Fastify's req.ip and the WebSocket upgrades (plugins/limits.ts) share it.
+  const trust = compileTrust(config.trustedProxies)
   const app = Fastify({
     // https (and so wss) on the same port when a certificate is configured. Spread
     // as `object` so the instance keeps the http typing the plugins are written against.
@@ -46,7 +48,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     // socket's peer is one of trustedProxies; X-Forwarded-Host/-Proto then feed
     // req.host/req.protocol, which the gateway does not read. false, not an empty
     // list: Fastify would otherwise take the slower trusted-proxy path for nothing.
-    trustProxy: compileTrust(config.trustedProxies) ?? false,
+    trustProxy: trust ?? false,
     // One line per request would dominate the hot path; failures are logged below instead.
     logController: new LogController({ disableRequestLogging: true }),
     // Requests that arrive while closing reach the bridge, which is draining and
@@ -63,6 +65,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     }
   })
   app.decorate('config', config)
+  app.decorate('trust', trust)
 
   // The bridge takes any method a client can send [P-2.1]; CONNECT is a proxy verb, not a request.
   for (const m of METHODS) {

@@ -9,10 +9,13 @@ import { LogLimiter } from '../log-limit.js'
 import { loadTls } from '../tls.js'
 import { RESULT_TOPIC_PREFIX } from '../amqp/results.js'
 import type { Config } from '../config.js'
+import type { Trust } from '../core/client-address.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     config: Config
+    /** trustedProxies, compiled once in app.ts; undefined trusts nobody. */
+    trust: Trust | undefined
     broker: Broker
     bridge: Bridge
   }

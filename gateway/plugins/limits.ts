@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream'
 import type { Client } from '../../broker/broker.js'
 import { guardConnection } from '../../broker/packet-guard.js'
 import type { MeteredDuplex } from '../../broker/ws-stream.js'
-import { clientAddress, compileTrust } from '../core/client-address.js'
+import { clientAddress } from '../core/client-address.js'
 import { KeyedRateLimiter, TokenBucket } from '../core/rate-limit.js'
 import { REQ_PREFIX, RES_PREFIX } from '../core/topics.js'
 import { LogLimiter } from '../log-limit.js'
@@ -85,8 +85,15 @@ async function limitsPlugin (app: FastifyInstance): Promise<void> {
     limited.warn('connect-rate', `${address ?? '?'}: more than ${config.connectRate} new connections per second (connectRate); refused`)
     return false
   }
-  const trust = compileTrust(config.trustedProxies)
-  const addressOf = (req: IncomingMessage): string | undefined => clientAddress(req, trust)
+  // A WebSocket upgrade is asked twice (admission in plugins/websocket.ts, then
+  // accept below), so each request's answer is kept with it.
+  const addresses = new WeakMap<IncomingMessage, string | undefined>()
+  const addressOf = (req: IncomingMessage): string | undefined => {
+    if (addresses.has(req)) return addresses.get(req)
+    const address = clientAddress(req, app.trust)
+    addresses.set(req, address)
+    return address
+  }
   app.decorate('limits', { counters, admitConnection, addressOf })
 
   const hooks = broker.hooks
