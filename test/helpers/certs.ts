@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { startGateway, type TestGateway } from './gateway.js'
 
 export interface TestCert { dir: string, certFile: string, keyFile: string, remove: () => void }
 
@@ -16,4 +17,11 @@ export function selfSignedCert (prefix: string): TestCert {
     '-keyout', keyFile, '-out', certFile
   ], { stdio: 'ignore' })
   return { dir, certFile, keyFile, remove: () => rmSync(dir, { recursive: true, force: true }) }
+}
+
+/** A test gateway serving https, wss and mqtts with a fresh self-signed certificate; remove the certificate after closing it. */
+export async function startTlsGateway (prefix: string): Promise<{ gw: TestGateway, cert: TestCert }> {
+  const cert = selfSignedCert(prefix)
+  const gw = await startGateway({ tlsCertFile: cert.certFile, tlsKeyFile: cert.keyFile })
+  return { gw, cert }
 }

@@ -1,10 +1,10 @@
 // The echo server process (dist/echo-server/main.js) on its own MQTT client:
 // mqtts with the CA from NODE_EXTRA_CA_CERTS, certificate verification, replies
 // at ECHO_REPLY_QOS=1, an unsupported URL scheme, and SIGINT.
-import { readFileSync, rmSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { request } from 'node:https'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { selfSignedCert } from '../helpers/certs.js'
+import { startTlsGateway, type TestCert } from '../helpers/certs.js'
 import { startGateway, type TestGateway } from '../helpers/gateway.js'
 import { startProcess, type TestProcess } from '../helpers/processes.js'
 import { waitFor } from '../helpers/wait.js'
@@ -65,26 +65,21 @@ async function httpsRoundTrip (gw: TestGateway, ca: Buffer, body: string): Promi
 }
 
 describe('echo server process over mqtts://', () => {
-  let dir: string
-  let certFile: string
+  let cert: TestCert
   let gw: TestGateway
   beforeAll(async () => {
-    const cert = selfSignedCert('rtw-echo-tls-')
-    dir = cert.dir
-    certFile = cert.certFile
-    const keyFile = cert.keyFile
-    gw = await startGateway({ tlsCertFile: certFile, tlsKeyFile: keyFile })
+    ;({ gw, cert } = await startTlsGateway('rtw-echo-tls-'))
   })
   afterAll(async () => {
     await gw?.close()
-    rmSync(dir, { recursive: true, force: true })
+    cert?.remove()
   })
 
   it('connects by name and by IP with the CA in NODE_EXTRA_CA_CERTS', async () => {
     for (const host of ['localhost', '127.0.0.1']) {
-      const p = startEcho({ ECHO_MQTT_URL: `mqtts://${host}:${gw.mqttPort}`, NODE_EXTRA_CA_CERTS: certFile, ECHO_TOPICS: '$req/echo/#' })
+      const p = startEcho({ ECHO_MQTT_URL: `mqtts://${host}:${gw.mqttPort}`, NODE_EXTRA_CA_CERTS: cert.certFile, ECHO_TOPICS: '$req/echo/#' })
       await p.waitForOutput(/answering \$req\/echo\/#/)
-      expect(await httpsRoundTrip(gw, readFileSync(certFile), `over tls to ${host}`)).toBe(`200 over tls to ${host}`)
+      expect(await httpsRoundTrip(gw, readFileSync(cert.certFile), `over tls to ${host}`)).toBe(`200 over tls to ${host}`)
       p.signal('SIGTERM')
       expect(await p.waitForExit()).toEqual({ code: 0, signal: null })
     }

@@ -2,15 +2,15 @@
 // and the MQTT port serves mqtts. The certificate is self-signed, made here
 // with openssl; clients trust it through their `ca` option or --cafile.
 import { spawn } from 'node:child_process'
-import { readFileSync, rmSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { request } from 'node:https'
 import { connect as netConnect } from 'node:net'
 import { connect as tlsConnect } from 'node:tls'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { selfSignedCert } from '../helpers/certs.js'
+import { startTlsGateway, type TestCert } from '../helpers/certs.js'
 import mqtt from 'mqtt'
-import { startGateway, type TestGateway } from '../helpers/gateway.js'
+import type { TestGateway } from '../helpers/gateway.js'
 import { connectClient, recordMessages, subscribe } from '../helpers/mqtt.js'
 import { startEcho, type Responder } from '../helpers/responders.js'
 import { waitFor } from '../helpers/wait.js'
@@ -19,9 +19,7 @@ import { connectPacket } from '../helpers/raw-mqtt.js'
 import { buildApp } from '../../gateway/app.js'
 import { ConfigError, loadConfig } from '../../gateway/config.js'
 
-let dir: string
-let certFile: string
-let keyFile: string
+let cert: TestCert
 let ca: Buffer
 let gw: TestGateway
 let echo: Responder
@@ -30,12 +28,8 @@ let mqttsUrl: string
 let wssUrl: string
 
 beforeAll(async () => {
-  const cert = selfSignedCert('rtw-tls-')
-  dir = cert.dir
-  certFile = cert.certFile
-  keyFile = cert.keyFile
-  ca = readFileSync(certFile)
-  gw = await startGateway({ tlsCertFile: certFile, tlsKeyFile: keyFile })
+  ;({ gw, cert } = await startTlsGateway('rtw-tls-'))
+  ca = readFileSync(cert.certFile)
   httpsUrl = `https://127.0.0.1:${gw.httpPort}`
   mqttsUrl = `mqtts://127.0.0.1:${gw.mqttPort}`
   wssUrl = `wss://127.0.0.1:${gw.httpPort}${gw.config.wsPath}`
@@ -44,7 +38,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await echo?.close()
   await gw?.close()
-  rmSync(dir, { recursive: true, force: true })
+  cert?.remove()
 })
 
 interface HttpsAnswer { status: number, headers: Record<string, unknown>, body: string }
@@ -117,11 +111,11 @@ describe('mqtts on the MQTT port and wss on the HTTP port', () => {
   })
 
   it('works with mosquitto_pub and mosquitto_sub --cafile', async () => {
-    const sub = startProcess('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(gw.mqttPort), '--cafile', certFile, '-t', 'tls/mosq', '-C', '1', '-v'])
+    const sub = startProcess('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(gw.mqttPort), '--cafile', cert.certFile, '-t', 'tls/mosq', '-C', '1', '-v'])
     try {
       // mosquitto_sub is subscribed once its subscription shows up in the broker.
       await waitFor(() => gw.app.broker.subscriptions.hasMatch('tls/mosq'), { what: 'mosquitto_sub subscribed' })
-      const pub = await runCommand('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(gw.mqttPort), '--cafile', certFile, '-t', 'tls/mosq', '-m', 'from mosquitto', '-q', '1'])
+      const pub = await runCommand('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(gw.mqttPort), '--cafile', cert.certFile, '-t', 'tls/mosq', '-m', 'from mosquitto', '-q', '1'])
       expect(pub.code, pub.out).toBe(0)
       await sub.waitForOutput(/tls\/mosq from mosquitto/)
       expect((await sub.waitForExit()).code).toBe(0)
@@ -131,7 +125,7 @@ describe('mqtts on the MQTT port and wss on the HTTP port', () => {
   })
 
   it('refuses mosquitto_pub without the CA, and a plaintext MQTT client, and keeps serving', async () => {
-    const untrusted = await runCommand('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(gw.mqttPort), '--capath', dir + '/none', '-t', 'tls/x', '-m', 'x'])
+    const untrusted = await runCommand('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(gw.mqttPort), '--capath', cert.dir + '/none', '-t', 'tls/x', '-m', 'x'])
     expect(untrusted.code).not.toBe(0)
     const plain = await new Promise<boolean>(resolve => {
       const s = netConnect({ port: gw.mqttPort, host: '127.0.0.1' })
@@ -172,12 +166,12 @@ describe('mqtts on the MQTT port and wss on the HTTP port', () => {
 
 describe('TLS configuration', () => {
   it('stops start-up with a ConfigError when a file cannot be read', async () => {
-    const { config } = loadConfig({ overrides: { httpPort: 0, mqttPort: 0, logLevel: 'silent', tlsCertFile: join(dir, 'missing.pem'), tlsKeyFile: keyFile } })
+    const { config } = loadConfig({ overrides: { httpPort: 0, mqttPort: 0, logLevel: 'silent', tlsCertFile: join(cert.dir, 'missing.pem'), tlsKeyFile: cert.keyFile } })
     await expect(buildApp(config)).rejects.toBeInstanceOf(ConfigError)
   })
 
   it('needs both the certificate and the key', () => {
-    expect(() => loadConfig({ overrides: { tlsCertFile: certFile } })).toThrow(ConfigError)
+    expect(() => loadConfig({ overrides: { tlsCertFile: cert.certFile } })).toThrow(ConfigError)
   })
 })
 
