@@ -50,7 +50,7 @@ export async function acceptsAmqp (url: string, timeoutMs = 2_000): Promise<bool
   }
 }
 
-async function freePort (): Promise<number> {
+export async function freePort (): Promise<number> {
   return await new Promise((resolve, reject) => {
     const server = createServer()
     server.once('error', reject)

@@ -4,9 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages: real MQTT clients nobody here wrote, a real RabbitMQ, a real browser.
+# System packages: real MQTT clients nobody here wrote, mosquitto (a reference broker),
+# a real RabbitMQ and Redis, a real browser.
 need=()
 command -v mosquitto_pub >/dev/null 2>&1 || need+=(mosquitto-clients)
+[ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+[ -x /usr/bin/redis-server ] || need+=(redis-server)
 command -v rabbitmq-server >/dev/null 2>&1 || [ -x /usr/sbin/rabbitmq-server ] || [ -n "${RTW_TEST_AMQP_URL:-}" ] || need+=(rabbitmq-server)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
@@ -16,7 +19,9 @@ if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
     # Debian starts the packaged RabbitMQ service on install where it can; the tests run their own node.
-    if command -v service >/dev/null 2>&1; then service rabbitmq-server stop >/dev/null 2>&1 || true; fi
+    if command -v service >/dev/null 2>&1; then
+      for s in rabbitmq-server redis-server mosquitto; do service "$s" stop >/dev/null 2>&1 || true; done
+    fi
   else
     echo "test-all: missing system packages. Install them first, as root:" >&2
     echo "  apt-get update && apt-get install -y ${need[*]}" >&2
