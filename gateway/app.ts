@@ -10,6 +10,8 @@ import authPlugin from './plugins/auth.js'
 import apiRoutes from './routes/api.js'
 import publishRoutes from './routes/publish.js'
 import healthRoutes from './routes/health.js'
+import historyPlugin from './plugins/history.js'
+import eventsRoutes from './routes/events.js'
 import staticPlugin from './plugins/static.js'
 import { LogLimiter } from './log-limit.js'
 import limitsPlugin from './plugins/limits.js'
@@ -99,6 +101,8 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   await app.register(amqpPlugin)
   await app.register(apiRoutes)
   await app.register(publishRoutes)
+  await app.register(historyPlugin)
+  await app.register(eventsRoutes)
   await app.register(healthRoutes)
   await app.register(staticPlugin)
   return app

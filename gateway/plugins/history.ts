@@ -1,0 +1,69 @@
+// The message history and the live fan-out behind GET /events and GET /history
+// (PROTOCOL.md §13, §14). Every message routed on this node, whatever
+// transport published it (MQTT over TCP or WebSocket, POST /publish, the AMQP
+// bridge), passes Aedes's 'publish' event once, on the node it was published
+// on: there it is recorded, given its position, and handed to the streams.
+import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+import type { PublishPacket } from 'aedes'
+import { topicList } from '../config.js'
+import { isRecorded, MemoryHistory, type History, type Position } from '../core/history.js'
+import { LiveHub } from '../core/live-hub.js'
+import type { LiveMessage } from '../core/sse.js'
+import { LogLimiter } from '../log-limit.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The history, or null when historySize is 0. */
+    history: History | null
+    /** Routed messages, with their positions, for the gateway's own listeners. */
+    live: LiveHub
+  }
+}
+
+export const HISTORY_PREFIX = '$history/'
+
+async function historyPlugin (app: FastifyInstance): Promise<void> {
+  const config = app.config
+  const filters = topicList(config.historyTopics)
+  const history: History | null = config.historySize === 0
+    ? null
+    : new MemoryHistory({ size: config.historySize, ttlMs: config.historyTtlMs, maxBytes: config.historyMaxBytes })
+  const live = new LiveHub()
+  const limited = new LogLimiter(app.log)
+
+  const deliver = (topic: string, payload: Buffer, qos: 0 | 1 | 2, position?: Position): void => {
+    const msg: LiveMessage = position === undefined ? { topic, payload, qos } : { topic, payload, qos, position }
+    live.publish(msg)
+  }
+
+  app.broker.aedes.on('publish', (packet: PublishPacket) => {
+    const topic = packet.topic
+    // The broker's own heartbeats, and the positioned copies made from recorded messages.
+    if (topic.charCodeAt(0) === 36 && (topic.startsWith('$SYS/') || topic.startsWith(HISTORY_PREFIX))) return
+    const qos = packet.qos
+    if (history !== null && isRecorded(filters, topic)) {
+      // A copy: the packet's payload may be a slice of a socket read, which it would keep alive.
+      const payload = Buffer.from(packet.payload as Buffer)
+      if (history instanceof MemoryHistory) {
+        deliver(topic, payload, qos, history.appendNow(topic, payload, qos))
+        return
+      }
+      history.append(topic, payload, qos).then(p => deliver(topic, payload, qos, p), (err: Error) => {
+        // Still delivered live, without a position (no id: line): nothing is withheld.
+        limited.warn('history-append', `history: cannot record a message on ${topic}: ${err.message}`)
+        deliver(topic, payload, qos)
+      })
+      return
+    }
+    if (live.hasMatch(topic)) deliver(topic, packet.payload as Buffer, qos)
+  })
+
+  app.decorate('history', history)
+  app.decorate('live', live)
+  app.addHook('onClose', async () => {
+    await history?.close()
+  })
+}
+
+export default fp(historyPlugin, { name: 'rtw-history', dependencies: ['rtw-broker'] })
