@@ -5,12 +5,12 @@ import { createServer as createTlsServer } from 'node:tls'
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { Aedes, type Client, type PublishPacket, type Subscription } from 'aedes'
-import { SubscriptionIndex } from '../gateway/core/subscriptions.js'
+import { SubscriptionIndex } from '../core/subscriptions.js'
 import { batchWrites, flushNow } from './write-batch.js'
 import { qos0PublishFrame } from './publish-frame.js'
 import { tapReplies } from './reply-tap.js'
-import { RES_PREFIX, INBOX_PREFIX, REQ_PREFIX, isValidTopicFilter } from '../gateway/core/topics.js'
-import { checkTopic, connectViolation, textViolation, type TopicLimits } from './conformance.js'
+import { RES_PREFIX, INBOX_PREFIX, REQ_PREFIX, isValidTopicFilter } from '../core/topics.js'
+import { checkTopic, connectViolation, textViolation, type TopicLimits } from '../core/conformance.js'
 
 export type { Client, PublishPacket }
 

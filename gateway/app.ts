@@ -2,7 +2,7 @@
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify'
 import { METHODS } from 'node:http'
 import type { Config } from './config.js'
-import { ERRORS, GatewayError, errorBody, type ErrorCode } from './errors.js'
+import { ERRORS, GatewayError, errorBody, type ErrorCode } from '../core/errors.js'
 import brokerPlugin from './plugins/broker.js'
 import websocketPlugin from './plugins/websocket.js'
 import amqpPlugin from './plugins/amqp.js'
@@ -16,7 +16,7 @@ import limitsPlugin from './plugins/limits.js'
 import corsPlugin from './plugins/cors.js'
 import { clientErrorHandler } from './client-error.js'
 import { loadTls } from './tls.js'
-import { compileTrust } from './core/client-address.js'
+import { compileTrust } from '../core/client-address.js'
 
 export interface BuildOptions {
   logger?: FastifyServerOptions['logger']

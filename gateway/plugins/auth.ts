@@ -5,10 +5,10 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Client } from '../../broker/broker.js'
-import { ALLOW_ALL, compileGrants, type Grants } from '../core/grants.js'
-import { parseReplyTopic, parseRequestTopic, REQ_PREFIX, RES_PREFIX, INBOX_PREFIX } from '../core/topics.js'
+import { ALLOW_ALL, compileGrants, type Grants } from '../../core/grants.js'
+import { parseReplyTopic, parseRequestTopic, REQ_PREFIX, RES_PREFIX, INBOX_PREFIX } from '../../core/topics.js'
 import { authEnabled, createVerifier, type TokenVerifier } from '../auth/tokens.js'
-import { errorBody } from '../errors.js'
+import { errorBody } from '../../core/errors.js'
 import { LogLimiter } from '../log-limit.js'
 
 declare module 'fastify' {

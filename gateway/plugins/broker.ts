@@ -3,13 +3,13 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { createBroker, type Broker, type BrokerHooks } from '../../broker/broker.js'
-import { Bridge } from '../core/bridge.js'
-import { INBOX_PREFIX, REQ_PREFIX, RES_PREFIX } from '../core/topics.js'
+import { Bridge } from '../../core/bridge.js'
+import { INBOX_PREFIX, REQ_PREFIX, RES_PREFIX } from '../../core/topics.js'
 import { LogLimiter } from '../log-limit.js'
 import { loadTls } from '../tls.js'
 import { RESULT_TOPIC_PREFIX } from '../amqp/results.js'
 import type { Config } from '../config.js'
-import type { Trust } from '../core/client-address.js'
+import type { Trust } from '../../core/client-address.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -9,9 +9,9 @@ import type { Duplex } from 'node:stream'
 import type { Client } from '../../broker/broker.js'
 import { guardConnection } from '../../broker/packet-guard.js'
 import type { MeteredDuplex } from '../../broker/ws-stream.js'
-import { clientAddress } from '../core/client-address.js'
-import { KeyedRateLimiter, TokenBucket } from '../core/rate-limit.js'
-import { REQ_PREFIX, RES_PREFIX } from '../core/topics.js'
+import { clientAddress } from '../../core/client-address.js'
+import { KeyedRateLimiter, TokenBucket } from '../../core/rate-limit.js'
+import { REQ_PREFIX, RES_PREFIX } from '../../core/topics.js'
 import { LogLimiter } from '../log-limit.js'
 
 export interface LimitCounters {
