@@ -17,6 +17,7 @@ import corsPlugin from './plugins/cors.js'
 import { clientErrorHandler } from './client-error.js'
 import { loadTls } from './tls.js'
 import { compileTrust } from '../core/client-address.js'
+import { brokerPipeline } from './pipeline.js'
 
 export interface BuildOptions {
   logger?: FastifyServerOptions['logger']
@@ -66,6 +67,8 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   })
   app.decorate('config', config)
   app.decorate('trust', trust)
+  // Each plugin puts its broker stage here; brokerPipeline() orders them.
+  app.decorate('stages', {})
 
   // The bridge takes any method a client can send [P-2.1]; CONNECT is a proxy verb, not a request.
   for (const m of METHODS) {
@@ -101,5 +104,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   await app.register(publishRoutes)
   await app.register(healthRoutes)
   await app.register(staticPlugin)
+  // Every plugin has put its stage in app.stages by now; nothing listens yet.
+  app.broker.use(brokerPipeline(app.stages))
   return app
 }
