@@ -3,7 +3,7 @@
 // Verified with the same rules, and compiled into the same grants, as REST's.
 import type { FastifyRequest } from 'fastify'
 import type { Config } from '../config.js'
-import { ALLOW_ALL, compileGrants, type Grants } from '../core/grants.js'
+import { ALLOW_ALL, compileGrants, type Grants } from '../../core/grants.js'
 import { authEnabled, createVerifier } from './tokens.js'
 
 export type StreamAuth =

@@ -1,15 +1,17 @@
 // The message history and the live fan-out behind GET /events and GET /history
-// (PROTOCOL.md §13, §14). Every message routed on this node, whatever
-// transport published it (MQTT over TCP or WebSocket, POST /publish, the AMQP
-// bridge), passes Aedes's 'publish' event once, on the node it was published
-// on: there it is recorded, given its position, and handed to the streams.
+// (PROTOCOL.md §13, §14): the `history` stage of the broker pipeline. Every
+// message routed on this node, whatever transport published it (MQTT over TCP
+// or WebSocket, POST /publish, the AMQP bridge), reaches its `published`
+// method once, on the node it was published on: there it is recorded, given
+// its position, and handed to the streams.
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import type { PublishPacket } from 'aedes'
+import type { Stage } from '../../broker/pipeline.js'
 import { topicList } from '../config.js'
-import { isRecorded, MemoryHistory, type History, type Position } from '../core/history.js'
-import { LiveHub } from '../core/live-hub.js'
-import type { LiveMessage } from '../core/sse.js'
+import { HISTORY_PREFIX } from '../../core/namespaces.js'
+import { formatPosition, isRecorded, MemoryHistory, type History, type Position } from '../../core/history.js'
+import { LiveHub } from '../../core/live-hub.js'
+import type { LiveMessage } from '../../core/sse.js'
 import { LogLimiter } from '../log-limit.js'
 
 declare module 'fastify' {
@@ -21,8 +23,6 @@ declare module 'fastify' {
   }
 }
 
-export const HISTORY_PREFIX = '$history/'
-
 async function historyPlugin (app: FastifyInstance): Promise<void> {
   const config = app.config
   const filters = topicList(config.historyTopics)
@@ -32,12 +32,23 @@ async function historyPlugin (app: FastifyInstance): Promise<void> {
   const live = new LiveHub()
   const limited = new LogLimiter(app.log)
 
+  const subscriptions = app.broker.subscriptions
+  const mirrorFailed = (err?: Error | null): void => {
+    if (err) limited.warn('history-mirror', `history: cannot publish a ${HISTORY_PREFIX} copy: ${err.message}`)
+  }
+
   const deliver = (topic: string, payload: Buffer, qos: 0 | 1 | 2, position?: Position): void => {
     const msg: LiveMessage = position === undefined ? { topic, payload, qos } : { topic, payload, qos, position }
     live.publish(msg)
+    // [P-15.1] the positioned copy, for MQTT subscribers that hold one.
+    const copy = HISTORY_PREFIX + topic
+    if (subscriptions.hasMatch(copy)) {
+      const head = Buffer.from((position === undefined ? '' : formatPosition(position)) + '\n')
+      app.broker.publish(copy, Buffer.concat([head, payload]), qos === 0 ? 0 : 1, false, mirrorFailed)
+    }
   }
 
-  app.broker.aedes.on('publish', (packet: PublishPacket) => {
+  const observe = (packet: Parameters<NonNullable<Stage['published']>>[0]): void => {
     const topic = packet.topic
     // The broker's own heartbeats, and the positioned copies made from recorded messages.
     if (topic.charCodeAt(0) === 36 && (topic.startsWith('$SYS/') || topic.startsWith(HISTORY_PREFIX))) return
@@ -56,8 +67,9 @@ async function historyPlugin (app: FastifyInstance): Promise<void> {
       })
       return
     }
-    if (live.hasMatch(topic)) deliver(topic, packet.payload as Buffer, qos)
-  })
+    deliver(topic, packet.payload as Buffer, qos)
+  }
+  app.stages.history = { name: 'history', published: observe } satisfies Stage
 
   app.decorate('history', history)
   app.decorate('live', live)

@@ -1,11 +1,12 @@
 // The topic= filters of GET /events and GET /history: validated as MQTT
 // SUBSCRIBE filters are, and authorized by the same grants and reserved
 // namespaces [P-14.6].
-import type { Grants } from '../core/grants.js'
-import { INBOX_PREFIX, RES_PREFIX, isValidTopicFilter } from '../core/topics.js'
-import { checkTopic, type TopicLimits } from '../../broker/conformance.js'
+import type { Grants } from '../../core/grants.js'
+import { isValidTopicFilter } from '../../core/topics.js'
+import { subscribeAllowed } from '../../core/namespaces.js'
+import { checkTopic, type TopicLimits } from '../../core/conformance.js'
 import { maySubscribeWith } from '../plugins/auth.js'
-import { GatewayError } from '../errors.js'
+import { GatewayError } from '../../core/errors.js'
 
 /** The repeated `topic` query parameter, checked; throws 400 RTW_BAD_TOPIC or RTW_BAD_REQUEST. */
 export function parseFilters (query: unknown, limits: TopicLimits, max: number): string[] {
@@ -24,17 +25,13 @@ export function parseFilters (query: unknown, limits: TopicLimits, max: number):
 }
 
 /**
- * [P-1.6] as for MQTT: `$res` is the gateway's, and an `$inbox` belongs to one
- * MQTT client id, which an HTTP stream does not have; `$history` is the MQTT
- * form of what a stream gets anyway; a `$result` is read by its handle alone.
+ * [P-1.6] the namespaces' rules for MQTT, for a subscriber with no client id
+ * (so no `$inbox` is its own); and `$history`, the MQTT form of what a stream
+ * gets anyway [P-15.1], is not for streams.
  */
 export function mayRead (grants: Grants, filter: string): boolean {
-  if (filter.charCodeAt(0) === 36) {
-    if (filter === '$res' || filter.startsWith(RES_PREFIX) || filter === '$inbox' || filter.startsWith(INBOX_PREFIX)) return false
-    if (filter === '$history' || filter.startsWith('$history/')) return false
-    if (filter === '$result' || filter.startsWith('$result/')) return /^\$result\/[^+#/]+$/.test(filter)
-  }
-  return maySubscribeWith(grants, filter)
+  if (filter === '$history' || filter.startsWith('$history/')) return false
+  return subscribeAllowed(filter, '') && maySubscribeWith(grants, filter)
 }
 
 /** 403 RTW_FORBIDDEN for the first filter the grants do not cover. */

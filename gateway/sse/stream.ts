@@ -2,8 +2,8 @@
 // while its recovery and retained values are read, and its bound on unsent
 // bytes (PROTOCOL.md §14).
 import type { ServerResponse } from 'node:http'
-import type { LiveListener } from '../core/live-hub.js'
-import { formatEvent, type LiveMessage } from '../core/sse.js'
+import type { LiveListener } from '../../core/live-hub.js'
+import { formatEvent, type LiveMessage } from '../../core/sse.js'
 
 export type CloseReason = 'client' | 'slow-consumer' | 'expired' | 'shutdown'
 

@@ -198,3 +198,35 @@ describe('GET /events across a restart', () => {
     }
   })
 })
+
+describe('GET /history', () => {
+  let gw: TestGateway
+  beforeAll(async () => { gw = await startGateway({ historySize: 3 }) })
+  afterAll(async () => { await gw.close() })
+  const get = async (query: string): Promise<{ status: number, body: { recovered: boolean, position: string, messages: Array<Record<string, unknown>> } }> => {
+    const res = await fetch(`${gw.httpUrl}/history?${query}`)
+    return { status: res.status, body: await res.json() as never }
+  }
+
+  it('answers the position without since, and what came after a position with it', async () => {
+    const start = await get('topic=h/%23')
+    expect(start.status).toBe(200)
+    expect(start.body).toEqual({ recovered: false, position: expect.stringMatching(/^[0-9a-z]+-\d+$/), messages: [] })
+    await publish(gw, 'h/a', 'one')
+    await publish(gw, 'other', 'not matched')
+    await publish(gw, 'h/b', 'two', { qos: 1 })
+    const r = await get(`topic=h/%23&since=${start.body.position}`)
+    expect(r.body.recovered).toBe(true)
+    expect(r.body.messages.map(m => [m.topic, m.payload, m.qos])).toEqual([['h/a', 'one', 0], ['h/b', 'two', 1]])
+    expect(r.body.position).toBe(r.body.messages[1]?.id)
+  })
+
+  it('answers recovered: false, and no messages, from a position too old or gone', async () => {
+    const start = await get('topic=g/1')
+    for (let i = 0; i < 5; i++) await publish(gw, 'g/1', String(i))
+    const r = await get(`topic=g/1&since=${start.body.position}`)
+    expect(r.body).toMatchObject({ recovered: false, messages: [] })
+    expect((await get('topic=g/1&since=zzz-1')).body.recovered).toBe(false)
+    expect((await get('topic=%24res/%23')).status).toBe(403)
+  })
+})

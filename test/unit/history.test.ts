@@ -1,6 +1,6 @@
 // The in-memory history: positions, the three bounds, and all-or-nothing recovery [P-13].
 import { describe, expect, it } from 'vitest'
-import { formatPosition, isRecorded, MemoryHistory, parsePosition } from '../../gateway/core/history.js'
+import { formatPosition, isRecorded, MemoryHistory, parsePosition } from '../../core/history.js'
 
 const limits = { size: 3, ttlMs: 1000, maxBytes: 1_000_000 }
 const buf = (s: string): Buffer => Buffer.from(s)

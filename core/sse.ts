@@ -10,18 +10,29 @@ export interface LiveMessage {
   readonly position?: Position
 }
 
+export interface MessageFields {
+  topic: string
+  payload: string
+  encoding?: 'base64'
+  qos: number
+  retain?: true
+}
+
 /**
- * [P-14.3] The JSON of one event's `data:` line: a UTF-8 payload as a string,
- * any other as base64; `retain` only on retained values sent first.
+ * [P-14.3] A message as JSON fields: a UTF-8 payload as a string, any other as
+ * base64; `retain` only on retained values sent first. Also GET /history's [P-15.2].
  */
-export function eventData (topic: string, payload: Buffer, qos: number, retain: boolean): string {
+export function messageFields (topic: string, payload: Buffer, qos: number, retain: boolean): MessageFields {
   const text = isUtf8(payload)
-  const body: Record<string, unknown> = { topic, payload: text ? payload.toString('utf8') : payload.toString('base64') }
-  if (!text) body.encoding = 'base64'
-  body.qos = qos
+  // Built in this order: the fields' order is the JSON's.
+  const body: MessageFields = text ? { topic, payload: payload.toString('utf8'), qos } : { topic, payload: payload.toString('base64'), encoding: 'base64', qos }
   if (retain) body.retain = true
-  // JSON.stringify escapes CR and LF, so the event stays on one data: line.
-  return JSON.stringify(body)
+  return body
+}
+
+/** The JSON of one event's `data:` line; JSON.stringify escapes CR and LF, so it stays one line. */
+export function eventData (topic: string, payload: Buffer, qos: number, retain: boolean): string {
+  return JSON.stringify(messageFields(topic, payload, qos, retain))
 }
 
 /** One event: `id:` when the message has a position, then its one `data:` line. */
