@@ -8,7 +8,7 @@ import { INBOX_PREFIX, REQ_PREFIX, RES_PREFIX } from '../core/topics.js'
 import { LogLimiter } from '../log-limit.js'
 import { loadTls } from '../tls.js'
 import { RESULT_TOPIC_PREFIX } from '../amqp/results.js'
-import type { Config } from '../config.js'
+import { listOf, type Config } from '../config.js'
 import type { Trust } from '../core/client-address.js'
 
 declare module 'fastify' {
@@ -32,7 +32,8 @@ async function brokerPlugin (app: FastifyInstance): Promise<void> {
     maxInFlight: config.maxInFlight,
     defaultTimeoutMs: config.requestTimeoutMs,
     maxTimeoutMs: config.maxTimeoutMs,
-    maxInFlightPerOwner: config.maxInFlightPerClient
+    maxInFlightPerOwner: config.maxInFlightPerClient,
+    forwardCredentials: new Set(listOf(config.forwardCredentials))
   }, broker, broker.subscriptions)
 
   const limited = new LogLimiter(app.log)
