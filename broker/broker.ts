@@ -14,6 +14,9 @@ import { checkTopic, connectViolation, textViolation, type TopicLimits } from '.
 
 export type { Client, PublishPacket }
 
+/** [P-12.7] The longest client id accepted, in UTF-8 bytes (EMQX and Mosquitto bound it too). */
+export const MAX_CLIENT_ID_BYTES = 256
+
 export interface BrokerHooks {
   /**
    * Sees every client PUBLISH after it was authorized and acknowledged, before
@@ -123,6 +126,12 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
     authenticate (client, username, password, callback) {
       if (emptyIdWithSession.has(client)) {
         state.hooks.refused?.(client, 'CONNECT with an empty ClientId and CleanSession 0 [MQTT-3.1.3-8]; CONNACK 0x02')
+        callback(Object.assign(new Error('identifier rejected'), { returnCode: 2, alreadyLogged: true }) as Parameters<typeof callback>[0], false)
+        return
+      }
+      // [P-12.7] [MQTT-3.1.3-5] lets a server refuse a client id it does not accept: CONNACK 0x02.
+      if (Buffer.byteLength(client.id) > MAX_CLIENT_ID_BYTES) {
+        state.hooks.refused?.(null, `CONNECT with a client id of ${Buffer.byteLength(client.id)} bytes (at most ${MAX_CLIENT_ID_BYTES}); CONNACK 0x02`)
         callback(Object.assign(new Error('identifier rejected'), { returnCode: 2, alreadyLogged: true }) as Parameters<typeof callback>[0], false)
         return
       }

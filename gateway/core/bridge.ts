@@ -6,7 +6,7 @@ import {
   CREDENTIAL_HEADERS, decodeCallerRequest, decodeReply, encodeBody, encodeCallerReply, encodeRequest,
   type CallerIdentity, type Headers, type Reply, type RequestEnvelope
 } from './envelope.js'
-import { isOwnInbox, parseReplyTopic, parseRequestTopic, replyTopic, requestTopic } from './topics.js'
+import { answerTopic, isOwnInbox, parseReplyTopic, parseRequestTopic, replyTopic, requestTopic } from './topics.js'
 import { ERRORS, errorBody, type ErrorCode } from '../errors.js'
 import type { SubscriptionIndex } from './subscriptions.js'
 
@@ -211,12 +211,18 @@ export class Bridge {
     const decoded = decodeCallerRequest(payload)
     if (!decoded.ok) {
       this.onDrop('bad-request', `${clientId} ${topic}: ${decoded.reason}`)
-      if (decoded.id !== undefined && decoded.replyTo !== undefined && isOwnInbox(decoded.replyTo, clientId)) {
-        this.answerCaller(decoded.replyTo, decoded.id, 'RTW_BAD_REQUEST', decoded.reason)
-      }
+      const to = decoded.replyTo === undefined ? null : answerTopic(decoded.replyTo, clientId)
+      if (decoded.id !== undefined && to !== null) this.answerCaller(to, decoded.id, 'RTW_BAD_REQUEST', decoded.reason)
       return null
     }
     const req = decoded.request
+    // [P-4.6] a replyTo is a topic name: a wildcard in it is a malformed request.
+    if (/[+#]/.test(req.replyTo)) {
+      this.onDrop('bad-request', `${clientId} ${topic}: replyTo ${req.replyTo} holds a wildcard`)
+      const to = answerTopic(req.replyTo, clientId)
+      if (to !== null) this.answerCaller(to, req.id, 'RTW_BAD_REQUEST', 'replyTo must be a topic name, without + or #')
+      return null
+    }
     // [P-4.3] replies go only to the caller's own inbox.
     if (!isOwnInbox(req.replyTo, clientId)) {
       this.onDrop('bad-request', `${clientId} ${topic}: replyTo ${req.replyTo} is not $inbox/${clientId}/…`)
@@ -269,7 +275,8 @@ export class Bridge {
     const decoded = decodeCallerRequest(payload)
     const id = decoded.ok ? decoded.request.id : decoded.id
     const replyTo = decoded.ok ? decoded.request.replyTo : decoded.replyTo
-    if (id !== undefined && replyTo !== undefined && isOwnInbox(replyTo, clientId)) this.answerCaller(replyTo, id, code)
+    const to = replyTo === undefined ? null : answerTopic(replyTo, clientId)
+    if (id !== undefined && to !== null) this.answerCaller(to, id, code)
   }
 
   /** [P-6.2] A gateway-made error reply to an MQTT-native caller: the same status and body REST would get. */

@@ -33,7 +33,9 @@ export function hostName (host: string): string {
   const h = host.trim()
   if (h.startsWith('[')) {
     const end = h.indexOf(']')
-    return end === -1 ? h.toLowerCase() : h.slice(0, end + 1).toLowerCase()
+    // After "]" only ":port" may follow; anything else is not an IPv6 literal.
+    if (end === -1 || (end + 1 < h.length && h[end + 1] !== ':')) return h.toLowerCase()
+    return h.slice(0, end + 1).toLowerCase()
   }
   const colon = h.lastIndexOf(':')
   return normalizeName(colon === -1 ? h : h.slice(0, colon))
