@@ -33,11 +33,11 @@ function strings (v: unknown): string[] {
 // [P-11.3] What a substituted value may not contain or be: a wildcard of MQTT
 // (`+`, `#`), of the service lists or the AMQP mapping (`*`), a level separator,
 // NUL, or a leading `$`, which would move the grant into a reserved namespace.
-const UNSAFE_VALUE = /[+#*/\u0000]|^\$/
+const UNSAFE_VALUE = /[+#*/]|^\$/
 
 /** True when a `${sub}` or `${clientid}` value is safe to substitute into a grant [P-11.3]. */
 export function isSafeGrantValue (v: string | undefined): v is string {
-  return v !== undefined && v.length > 0 && !UNSAFE_VALUE.test(v)
+  return v !== undefined && v.length > 0 && !UNSAFE_VALUE.test(v) && !v.includes('\u0000')
 }
 
 /**

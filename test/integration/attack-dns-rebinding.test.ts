@@ -2,27 +2,14 @@
 // re-pointed at 127.0.0.1 is same-origin with itself (Origin and Host agree),
 // so only its Host header tells it apart. Real sockets, ws and MQTT.js.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import WebSocket from 'ws'
 import type { MqttClient } from 'mqtt'
 import { startGateway, type TestGateway } from '../helpers/gateway.js'
-import { rawRequest, type RawResponse } from '../helpers/http.js'
+import { rawRequest, wsUpgrade as upgrade, type RawResponse } from '../helpers/http.js'
 import { connectClient, recordMessages, subscribe } from '../helpers/mqtt.js'
 import { startEcho, type Responder } from '../helpers/responders.js'
 import { waitFor } from '../helpers/wait.js'
 import { mintToken } from '../../gateway/cli/token.js'
 
-async function upgrade (url: string, headers: Record<string, string>): Promise<{ status: number, body: string }> {
-  return await new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, 'mqtt', { headers })
-    ws.on('open', () => { ws.close(); resolve({ status: 101, body: '' }) })
-    ws.on('unexpected-response', (_req, res) => {
-      let body = ''
-      res.on('data', (c: Buffer) => { body += c.toString() })
-      res.on('end', () => { resolve({ status: res.statusCode ?? 0, body }); ws.terminate() })
-    })
-    ws.on('error', reject)
-  })
-}
 
 const rebound = (port: number): Record<string, string> => ({ host: `evil.example:${port}`, origin: `http://evil.example:${port}` })
 

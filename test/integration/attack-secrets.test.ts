@@ -9,10 +9,9 @@ import { Writable } from 'node:stream'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import WebSocket from 'ws'
 import { startGateway, type TestGateway } from '../helpers/gateway.js'
 import { connackCode } from '../helpers/mqtt.js'
-import { rawRequest } from '../helpers/http.js'
+import { rawRequest, wsUpgrade as upgrade } from '../helpers/http.js'
 import { Responder, startEcho } from '../helpers/responders.js'
 import { waitFor } from '../helpers/wait.js'
 import { mintToken } from '../../gateway/cli/token.js'
@@ -41,14 +40,6 @@ function captureLog (): { stream: Writable, text: () => string } {
   return { stream, text: () => chunks.join('') }
 }
 
-async function upgrade (url: string, headers: Record<string, string>): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, 'mqtt', { headers })
-    ws.on('open', () => { ws.close(); resolve(101) })
-    ws.on('unexpected-response', (_req, res) => { res.resume(); resolve(res.statusCode ?? 0); ws.terminate() })
-    ws.on('error', reject)
-  })
-}
 
 describe('attack: reading tokens and keys out of the log', () => {
   let gw: TestGateway
@@ -94,7 +85,7 @@ describe('attack: reading tokens and keys out of the log', () => {
     expect(await req('GET', `/nowhere?access_token=${KEY}`)).toBe(404)
     expect(await req('GET', `/api/nobody/x?access_token=${KEY}`, { authorization: `Bearer ${jwt}` })).toBe(403)
     // WebSocket upgrades with a token in the URL, from a refused origin.
-    expect(await upgrade(`${gw.wsUrl}?access_token=${jwt}`, { origin: 'https://evil.example' })).toBe(403)
+    expect((await upgrade(`${gw.wsUrl}?access_token=${jwt}`, { origin: 'https://evil.example' })).status).toBe(403)
     // MQTT: good, bad and expired passwords, from MQTT.js and from mosquitto_pub.
     expect(await connackCode(gw.mqttUrl, KEY)).toBe(0)
     expect(await connackCode(gw.mqttUrl, KEY + 'x')).toBe(4)
