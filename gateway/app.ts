@@ -2,7 +2,7 @@
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify'
 import { METHODS } from 'node:http'
 import type { Config } from './config.js'
-import { ERRORS, GatewayError, errorBody, type ErrorCode } from './errors.js'
+import { ERRORS, GatewayError, errorBody, type ErrorCode } from '../core/errors.js'
 import brokerPlugin from './plugins/broker.js'
 import websocketPlugin from './plugins/websocket.js'
 import amqpPlugin from './plugins/amqp.js'
@@ -18,7 +18,8 @@ import corsPlugin from './plugins/cors.js'
 import hostCheckPlugin from './plugins/host-check.js'
 import { clientErrorHandler } from './client-error.js'
 import { loadTls } from './tls.js'
-import { compileTrust } from './core/client-address.js'
+import { compileTrust } from '../core/client-address.js'
+import { brokerPipeline } from './pipeline.js'
 
 export interface BuildOptions {
   logger?: FastifyServerOptions['logger']
@@ -75,6 +76,8 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   })
   app.decorate('config', config)
   app.decorate('trust', trust)
+  // Each plugin puts its broker stage here; brokerPipeline() orders them.
+  app.decorate('stages', {})
 
   // The bridge takes any method a client can send [P-2.1]; CONNECT is a proxy verb, not a request.
   for (const m of METHODS) {
@@ -112,5 +115,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   await app.register(publishRoutes)
   await app.register(healthRoutes)
   await app.register(staticPlugin)
+  // Every plugin has put its stage in app.stages by now; nothing listens yet.
+  app.broker.use(brokerPipeline(app.stages))
   return app
 }

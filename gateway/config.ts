@@ -3,7 +3,7 @@
 // once and frozen; a bad value stops start-up with a message naming its source.
 import { readFileSync } from 'node:fs'
 import { parseApiKeys, type ApiKey } from './auth/api-keys.js'
-import { parseTrustedProxies } from './core/client-address.js'
+import { parseTrustedProxies } from '../core/client-address.js'
 
 type Kind = 'string' | 'optional' | 'port' | 'int' | 'qos' | 'level' | 'bool' | 'addresses'
 
@@ -57,7 +57,9 @@ export const CONFIG_FIELDS = {
   amqpBridgeIn: { kind: 'optional', env: 'RTW_AMQP_BRIDGE_IN', flag: '--amqp-bridge-in', default: '#', doc: 'Comma list of MQTT filters: messages on amqpExchange whose routing key maps into them are delivered to MQTT; empty turns it off' },
   amqpReconnectMaxMs: { kind: 'int', env: 'RTW_AMQP_RECONNECT_MAX_MS', flag: '--amqp-reconnect-max-ms', default: 5_000, min: 100, doc: 'Longest wait between RabbitMQ reconnect attempts (exponential backoff with jitter, from 100 ms)' },
   asyncResultTtlMs: { kind: 'int', env: 'RTW_ASYNC_RESULT_TTL_MS', flag: '--async-result-ttl-ms', default: 600_000, min: 1, doc: 'How long the result of a respond-async request to a queued service stays readable at /requests/<handle>' },
-  asyncResultMaxBytes: { kind: 'int', env: 'RTW_ASYNC_RESULT_MAX_BYTES', flag: '--async-result-max-bytes', default: 67_108_864, min: 1024, doc: 'Memory for stored async results; past it the oldest are dropped early' }
+  asyncResultMaxBytes: { kind: 'int', env: 'RTW_ASYNC_RESULT_MAX_BYTES', flag: '--async-result-max-bytes', default: 67_108_864, min: 1024, doc: 'Memory for stored async results; past it the oldest are dropped early' },
+  dataDir: { kind: 'optional', env: 'RTW_DATA_DIR', flag: '--data-dir', default: '', doc: 'Directory for state that survives a restart (LevelDB): retained messages, persistent sessions and wills in <dataDir>/broker, gateway state in <dataDir>/gateway; empty = memory only, the Mosquitto default. With redisUrl the broker keeps its state in Redis instead' },
+  redisUrl: { kind: 'optional', env: 'RTW_REDIS_URL', flag: '--redis-url', default: '', doc: 'Redis URL (redis://[user:pass@]host:6379[/db], rediss:// for TLS): joins this node to a cluster of gateways sharing that Redis (docs/CLUSTER.md); empty = a single node' }
 } as const satisfies Record<string, Field>
 
 type Fields = typeof CONFIG_FIELDS
@@ -229,6 +231,7 @@ export function loadConfig (sources: ConfigSources = {}): LoadedConfig {
   if (config.maxTopicLevels > 100) throw new ConfigError(`maxTopicLevels may be at most 100, the broker's own ceiling (got ${config.maxTopicLevels})`)
   if ((config.tlsCertFile === '') !== (config.tlsKeyFile === '')) throw new ConfigError('tlsCertFile and tlsKeyFile go together')
   if (!config.wsPath.startsWith('/')) throw new ConfigError(`wsPath must start with "/" (got ${config.wsPath})`)
+  if (config.redisUrl !== '' && !/^rediss?:\/\/[^/]/.test(config.redisUrl)) throw new ConfigError(`redisUrl must be a redis:// or rediss:// URL (got ${JSON.stringify(config.redisUrl)})`)
   Object.freeze(config)
   // [P-11.9] a bad key file stops start-up here, like any other bad value.
   apiKeysOf(config)

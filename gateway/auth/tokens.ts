@@ -7,7 +7,7 @@ import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto'
 import { createLocalJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose'
 import { apiKeysOf, jwtEnabled, type Config } from '../config.js'
 import { apiKeyLookup } from './api-keys.js'
-import type { CallerIdentity } from '../core/envelope.js'
+import type { CallerIdentity } from '../../core/envelope.js'
 export { authEnabled } from '../config.js'
 
 export type TokenResult =

@@ -4,9 +4,9 @@
 // hook runs. WebSocket upgrades ask app.hostAllowed too (plugins/websocket.ts).
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
-import { hostAllowed, parseHostPolicy } from '../core/hosts.js'
+import { hostAllowed, parseHostPolicy } from '../../core/hosts.js'
 import { authEnabled, isLoopback, listOf } from '../config.js'
-import { errorBody } from '../errors.js'
+import { errorBody } from '../../core/errors.js'
 import { LogLimiter } from '../log-limit.js'
 
 declare module 'fastify' {
