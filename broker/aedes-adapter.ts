@@ -5,7 +5,7 @@
 import { Aedes, type AedesOptions, type Client, type PublishPacket, type Subscription } from 'aedes'
 import { SubscriptionIndex } from '../core/subscriptions.js'
 import { isValidTopicFilter } from '../core/topics.js'
-import { subscribeAllowed } from '../core/namespaces.js'
+import { namespaceOf, subscribeAllowed } from '../core/namespaces.js'
 import { checkTopic, connectViolation, textViolation, type TopicLimits } from '../core/conformance.js'
 import { heldFilters } from './internals.js'
 import type { Pipeline } from './pipeline.js'
@@ -73,10 +73,10 @@ export async function adaptAedes (opts: AdapterOptions): Promise<Adapted> {
         callback(refuse('Packet Identifier 0'))
         return
       }
-      // [MQTT-3.3.2-2] wildcards are already refused by Aedes; $SYS is the broker's own.
-      if (packet.topic.startsWith('$SYS/')) {
-        report(client, 'publish to $SYS')
-        callback(new Error('$SYS/ topic is reserved'))
+      // [MQTT-3.3.2-2] wildcards are already refused by Aedes; $SYS is the broker's own [P-12.7].
+      if (packet.topic.charCodeAt(0) === 36 && namespaceOf(packet.topic).mqttPublish === 'broker') {
+        report(client, `publish to ${JSON.stringify(packet.topic.slice(0, 100))}: only the broker publishes there; disconnected`)
+        callback(refuse('reserved topic'))
         return
       }
       callback(null)
