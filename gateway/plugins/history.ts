@@ -7,7 +7,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { Stage } from '../../broker/pipeline.js'
-import { topicList } from '../config.js'
+import { listOf } from '../config.js'
 import { HISTORY_PREFIX } from '../../core/namespaces.js'
 import { formatPosition, isRecorded, MemoryHistory, type History, type Position } from '../../core/history.js'
 import { LiveHub } from '../../core/live-hub.js'
@@ -25,7 +25,7 @@ declare module 'fastify' {
 
 async function historyPlugin (app: FastifyInstance): Promise<void> {
   const config = app.config
-  const filters = topicList(config.historyTopics)
+  const filters = listOf(config.historyTopics)
   const history: History | null = config.historySize === 0
     ? null
     : new MemoryHistory({ size: config.historySize, ttlMs: config.historyTtlMs, maxBytes: config.historyMaxBytes })
