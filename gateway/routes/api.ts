@@ -11,6 +11,7 @@ import type { Outcome } from '../core/correlator.js'
 import type { Call } from '../core/bridge.js'
 import { GatewayError, errorBody, ERRORS } from '../errors.js'
 import { callQueuedAsync, isQueuedAsync, readResult } from '../amqp/async-call.js'
+import { idempotentCall } from './idempotent-call.js'
 
 export const API_PREFIX = '/api/'
 
@@ -88,7 +89,7 @@ function forget (socket: Watched, id: string): void {
   ids.pop()
 }
 
-function send (reply: FastifyReply, id: string, outcome: Outcome): void {
+export function send (reply: FastifyReply, id: string, outcome: Outcome): void {
   if (reply.sent) return
   reply.header('x-request-id', id)
   if (outcome.kind === 'error') {
@@ -117,7 +118,7 @@ export default async function apiRoutes (app: FastifyInstance): Promise<void> {
   const topicLimits = { maxTopicLength: config.maxTopicLength, maxTopicLevels: config.maxTopicLevels }
   const bridge = app.bridge
 
-  function handler (req: FastifyRequest, reply: FastifyReply): void {
+  function handler (req: FastifyRequest, reply: FastifyReply): undefined | Promise<FastifyReply> {
     const target = parseTarget(req.url)
     // [P-11.7] the token must grant calling this service.
     if (!req.grants.mayCall(target.service)) throw new GatewayError('RTW_FORBIDDEN', `The token does not grant calling ${target.service}`)
@@ -141,9 +142,12 @@ export default async function apiRoutes (app: FastifyInstance): Promise<void> {
       // maxInFlightPerClient counts per token subject, or per address without auth.
       owner: req.grants === ALLOW_ALL ? 'ip:' + req.ip : 'sub:' + req.grants.subject
     }
+    // [P-13] executed at most once per caller and key; one header lookup for calls without it.
+    const idempotencyKey = req.headers['idempotency-key']
+    if (idempotencyKey !== undefined) return idempotentCall(app, reply, call, idempotencyKey, send)
     if (isQueuedAsync(app, target.service, noReply)) {
       // RabbitMQ-queued: 202 only once confirmed, with a status URL for the result (docs/AMQP.md §4).
-      callQueuedAsync(app, reply, call)
+      callQueuedAsync(app, call, (id, outcome) => send(reply, id, outcome))
       return
     }
     const socket = req.raw.socket as Watched | null

@@ -7,8 +7,9 @@ import { MemoryBackend } from './memory.js'
 import { LevelBackend } from './level.js'
 import { RedisBackend } from './redis.js'
 
-export async function openStateBackend (config: { dataDir: string, redisUrl: string }): Promise<StoreBackend> {
+/** `dir` is this process's own directory under dataDir: LevelDB allows one process per directory. */
+export async function openStateBackend (config: { dataDir: string, redisUrl: string }, dir = 'gateway'): Promise<StoreBackend> {
   if (config.redisUrl !== '') return new RedisBackend(config.redisUrl)
-  if (config.dataDir !== '') return await LevelBackend.open(join(config.dataDir, 'gateway'))
+  if (config.dataDir !== '') return await LevelBackend.open(join(config.dataDir, dir))
   return new MemoryBackend()
 }
