@@ -3,7 +3,7 @@
 // once and frozen; a bad value stops start-up with a message naming its source.
 import { readFileSync } from 'node:fs'
 import { parseApiKeys, type ApiKey } from './auth/api-keys.js'
-import { parseTrustedProxies } from './core/client-address.js'
+import { parseTrustedProxies } from '../core/client-address.js'
 
 type Kind = 'string' | 'optional' | 'port' | 'int' | 'qos' | 'level' | 'bool' | 'addresses'
 
@@ -56,8 +56,8 @@ export const CONFIG_FIELDS = {
   asyncResultTtlMs: { kind: 'int', env: 'RTW_ASYNC_RESULT_TTL_MS', flag: '--async-result-ttl-ms', default: 600_000, min: 1, doc: 'How long the result of a respond-async request to a queued service stays readable at /requests/<handle>' },
   asyncResultMaxBytes: { kind: 'int', env: 'RTW_ASYNC_RESULT_MAX_BYTES', flag: '--async-result-max-bytes', default: 67_108_864, min: 1024, doc: 'Bytes of stored async results; past it the oldest are dropped early' },
   asyncResultMaxCount: { kind: 'int', env: 'RTW_ASYNC_RESULT_MAX_COUNT', flag: '--async-result-max-count', default: 100_000, min: 1, doc: 'Stored async results at most; past it the oldest are dropped early' },
-  dataDir: { kind: 'optional', env: 'RTW_DATA_DIR', flag: '--data-dir', default: '', doc: 'Directory for durable state (LevelDB): broker state in <dataDir>/broker, async results and idempotency records in <dataDir>/gateway; empty = memory only' },
-  redisUrl: { kind: 'optional', env: 'RTW_REDIS_URL', flag: '--redis-url', default: '', doc: 'Redis URL (redis://host:6379/0) joining this node to a cluster; gateway state is then kept there (keys rtw:…), shared by every node' },
+  dataDir: { kind: 'optional', env: 'RTW_DATA_DIR', flag: '--data-dir', default: '', doc: 'Directory for state that survives a restart (LevelDB): retained messages, persistent sessions and wills in <dataDir>/broker, gateway state in <dataDir>/gateway; empty = memory only, the Mosquitto default. With redisUrl the broker keeps its state in Redis instead' },
+  redisUrl: { kind: 'optional', env: 'RTW_REDIS_URL', flag: '--redis-url', default: '', doc: 'Redis URL (redis://[user:pass@]host:6379[/db], rediss:// for TLS): joins this node to a cluster of gateways sharing that Redis (docs/CLUSTER.md); empty = a single node' },
   idempotencyTtlMs: { kind: 'int', env: 'RTW_IDEMPOTENCY_TTL_MS', flag: '--idempotency-ttl-ms', default: 86_400_000, min: 1, doc: 'How long a REST call with an Idempotency-Key is remembered: a repeat within it is answered from the stored response' },
   idempotencyMaxKeys: { kind: 'int', env: 'RTW_IDEMPOTENCY_MAX_KEYS', flag: '--idempotency-max-keys', default: 100_000, min: 1, doc: 'Idempotency keys remembered at once; a new key past it is refused (503 RTW_IDEMPOTENCY_STORE_FULL), none is forgotten early' },
   idempotencyMaxBytes: { kind: 'int', env: 'RTW_IDEMPOTENCY_MAX_BYTES', flag: '--idempotency-max-bytes', default: 67_108_864, min: 1024, doc: 'Bytes of stored idempotent responses at most; a new key past it is refused like idempotencyMaxKeys' }
@@ -232,6 +232,7 @@ export function loadConfig (sources: ConfigSources = {}): LoadedConfig {
   if (config.maxTopicLevels > 100) throw new ConfigError(`maxTopicLevels may be at most 100, the broker's own ceiling (got ${config.maxTopicLevels})`)
   if ((config.tlsCertFile === '') !== (config.tlsKeyFile === '')) throw new ConfigError('tlsCertFile and tlsKeyFile go together')
   if (!config.wsPath.startsWith('/')) throw new ConfigError(`wsPath must start with "/" (got ${config.wsPath})`)
+  if (config.redisUrl !== '' && !/^rediss?:\/\/[^/]/.test(config.redisUrl)) throw new ConfigError(`redisUrl must be a redis:// or rediss:// URL (got ${JSON.stringify(config.redisUrl)})`)
   Object.freeze(config)
   // [P-11.9] a bad key file stops start-up here, like any other bad value.
   apiKeysOf(config)

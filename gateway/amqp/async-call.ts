@@ -5,10 +5,10 @@
 // the state store, and published retained on $result/<handle>.
 // `timeout=0` stays fire-and-forget [P-2.5], also answered only once confirmed.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { Call } from '../core/bridge.js'
-import type { Outcome } from '../core/correlator.js'
-import type { Reply } from '../core/envelope.js'
-import { ERRORS, GatewayError, errorBody } from '../errors.js'
+import type { Call } from '../../core/bridge.js'
+import type { Outcome } from '../../core/correlator.js'
+import type { Reply } from '../../core/envelope.js'
+import { ERRORS, GatewayError, errorBody } from '../../core/errors.js'
 import { RESULT_PATH_PREFIX, resultTopic } from './results.js'
 
 /** A pending result outlives its request's timeout by this much, so the timeout outcome can still be stored. */

@@ -5,9 +5,9 @@
 // without polling. No I/O of its own: storing goes through a KvStore and
 // publishing through a callback.
 import { randomBytes } from 'node:crypto'
-import type { Outcome } from '../core/correlator.js'
-import { encodeCallerReply, type Reply } from '../core/envelope.js'
-import { ERRORS, errorBody, type ErrorCode } from '../errors.js'
+import type { Outcome } from '../../core/correlator.js'
+import { encodeCallerReply, type Reply } from '../../core/envelope.js'
+import { ERRORS, errorBody, type ErrorCode } from '../../core/errors.js'
 import type { KvStore } from '../store/store.js'
 
 export const RESULT_TOPIC_PREFIX = '$result/'

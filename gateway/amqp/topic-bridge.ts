@@ -16,7 +16,7 @@ import type { ConfirmChannel, ConsumeMessage } from 'amqplib'
 import type { AmqpConnection } from './connection.js'
 import { mqttFilterToBindingKey, mqttToRoutingKey, routingKeyToMqtt } from './topic-map.js'
 import { MQTT_QOS_HEADER, MQTT_RETAIN_HEADER, ORIGIN_HEADER, declareBridgeQueue } from './topology.js'
-import { isValidTopicFilter, topicMatches } from '../core/topics.js'
+import { isValidTopicFilter, topicMatches } from '../../core/topics.js'
 import { ackSafely, rejectSafely } from './acks.js'
 
 export interface MqttSide {

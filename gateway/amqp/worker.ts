@@ -8,7 +8,7 @@
 // in memory, and in a KvStore when one is given (docs/AMQP.md §3.1), so that a
 // worker restart does not forget what it already did.
 import type { ConfirmChannel, ConsumeMessage } from 'amqplib'
-import type { RequestEnvelope } from '../core/envelope.js'
+import type { RequestEnvelope } from '../../core/envelope.js'
 import { AmqpConnection, type AmqpLog } from './connection.js'
 import { TOPIC_HEADER, declareDeadLetter, declareRequestQueue } from './topology.js'
 import { ackSafely, rejectSafely } from './acks.js'

@@ -3,9 +3,9 @@
 // node and every restart sees it. Parsing, scoping and fingerprinting are pure;
 // the class only reads and writes the store.
 import { createHash } from 'node:crypto'
-import type { Call } from '../core/bridge.js'
-import type { Reply } from '../core/envelope.js'
-import { GatewayError } from '../errors.js'
+import type { Call } from '../../core/bridge.js'
+import type { Reply } from '../../core/envelope.js'
+import { GatewayError } from '../../core/errors.js'
 import type { KvStore } from '../store/store.js'
 
 /** [P-13.1] 1-255 visible ASCII characters; a structured-field string ("…") is taken without its quotes. */

@@ -4,11 +4,11 @@
 // its holder may do.
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import type { Client } from '../../broker/broker.js'
-import { ALLOW_ALL, compileGrants, type Grants } from '../core/grants.js'
-import { parseReplyTopic, parseRequestTopic, REQ_PREFIX, RES_PREFIX, INBOX_PREFIX } from '../core/topics.js'
+import type { Client, Stage } from '../../broker/broker.js'
+import { ALLOW_ALL, compileGrants, type Grants } from '../../core/grants.js'
+import { parseReplyTopic, parseRequestTopic, REQ_PREFIX, RES_PREFIX, INBOX_PREFIX } from '../../core/topics.js'
 import { authEnabled, createVerifier, type TokenVerifier } from '../auth/tokens.js'
-import { errorBody } from '../errors.js'
+import { errorBody } from '../../core/errors.js'
 import { LogLimiter } from '../log-limit.js'
 
 declare module 'fastify' {
@@ -63,7 +63,6 @@ async function authPlugin (app: FastifyInstance): Promise<void> {
   const verifier: TokenVerifier = createVerifier(app.config)
   const limited = new LogLimiter(app.log)
   const sessions = new WeakMap<Client, { grants: Grants, timer: NodeJS.Timeout | undefined }>()
-  const broker = app.broker
   // The verifier caches results per token, so this compiles each token's grants once.
   const restGrants = new WeakMap<object, Grants>()
   const grantsOf = (client: Client): Grants => sessions.get(client)?.grants ?? compileGrants({}, '')
@@ -81,35 +80,33 @@ async function authPlugin (app: FastifyInstance): Promise<void> {
     return timer
   }
 
-  broker.hooks.authenticate = async (client, _username, password) => {
-    // [P-11.1] the token is the CONNECT password, whatever the user name.
-    const result = await verifier.verify(password?.toString('utf8'))
-    if (!result.ok) {
-      limited.warn(`mqtt-auth-${result.reason}`, `client ${client.id}: ${result.reason} token (${result.message})`)
-      return result.reason === 'missing' ? CONNACK_NOT_AUTHORIZED : CONNACK_BAD_CREDENTIALS
-    }
-    sessions.set(client, { grants: compileGrants(result.claims.rtw, result.subject, client.id), timer: undefined })
-    if (result.expiresAt !== undefined) armExpiry(client, result.expiresAt)
-    return 0
-  }
-  broker.aedes.on('clientDisconnect', client => {
-    const s = sessions.get(client)
-    if (s?.timer !== undefined) clearTimeout(s.timer)
-    sessions.delete(client)
-  })
-  broker.hooks.aclSubscribe = (client, filter) => maySubscribeWith(grantsOf(client), filter)
-
-  const inner = broker.hooks.intercept
-  broker.hooks.intercept = (client, packet) => {
-    const grants = grantsOf(client)
-    if (!mayPublishWith(grants, packet.topic)) {
+  app.stages.auth = {
+    name: 'auth',
+    async authenticate (client, _username, password) {
+      // [P-11.1] the token is the CONNECT password, whatever the user name.
+      const result = await verifier.verify(password?.toString('utf8'))
+      if (!result.ok) {
+        limited.warn(`mqtt-auth-${result.reason}`, `client ${client.id}: ${result.reason} token (${result.message})`)
+        return result.reason === 'missing' ? CONNACK_NOT_AUTHORIZED : CONNACK_BAD_CREDENTIALS
+      }
+      sessions.set(client, { grants: compileGrants(result.claims.rtw, result.subject, client.id), timer: undefined })
+      if (result.expiresAt !== undefined) armExpiry(client, result.expiresAt)
+      return 0
+    },
+    publish (client, packet) {
+      if (mayPublishWith(grantsOf(client), packet.topic)) return false
       // [MQTT-3.3.5-2] acknowledged and dropped; an MQTT caller learns why in its inbox.
       limited.warn('mqtt-publish-forbidden', `client ${client.id} may not publish to ${packet.topic}: dropped`)
       if (packet.topic.startsWith(REQ_PREFIX)) app.bridge.refuseCaller(client.id, packet.payload as Buffer, 'RTW_FORBIDDEN')
       return true
+    },
+    subscribe: (client, filter) => maySubscribeWith(grantsOf(client), filter),
+    disconnect (client) {
+      const s = sessions.get(client)
+      if (s?.timer !== undefined) clearTimeout(s.timer)
+      sessions.delete(client)
     }
-    return inner?.(client, packet) ?? false
-  }
+  } satisfies Stage
 
   app.addHook('onRequest', async (req: FastifyRequest, reply) => {
     if (!PROTECTED.test(req.url)) { req.grants = ALLOW_ALL; return }

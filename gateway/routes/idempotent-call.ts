@@ -3,9 +3,9 @@
 // response with Idempotent-Replayed: true. Reached from routes/api.ts only
 // when the header is present, so calls without it pay for one header lookup.
 import type { FastifyInstance, FastifyReply } from 'fastify'
-import type { Call } from '../core/bridge.js'
-import type { Outcome } from '../core/correlator.js'
-import { ERRORS, GatewayError, type ErrorCode } from '../errors.js'
+import type { Call } from '../../core/bridge.js'
+import type { Outcome } from '../../core/correlator.js'
+import { ERRORS, GatewayError, type ErrorCode } from '../../core/errors.js'
 import { callQueuedAsync, isQueuedAsync, jsonReply } from '../amqp/async-call.js'
 import { outcomeReply } from '../amqp/results.js'
 import { fingerprint, parseIdempotencyKey, scopedKey, type IdempotencyRecords } from '../idempotency/records.js'

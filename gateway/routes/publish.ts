@@ -1,9 +1,9 @@
 // Live updates from HTTP: publish to a topic, and read a topic's retained value [P-8].
 import type { FastifyInstance } from 'fastify'
 import { isUtf8 } from 'node:buffer'
-import { isValidTopicName } from '../core/topics.js'
-import { GatewayError } from '../errors.js'
-import { checkTopic as checkTopicLimits, type TopicLimits } from '../../broker/conformance.js'
+import { isValidTopicName } from '../../core/topics.js'
+import { GatewayError } from '../../core/errors.js'
+import { checkTopic as checkTopicLimits, type TopicLimits } from '../../core/conformance.js'
 
 // The $req/$res/$inbox protocol and the broker's $SYS are not for HTTP publishers [P-8.2].
 const RESERVED = /^\$(req|res|inbox|SYS)(\/|$)/

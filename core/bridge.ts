@@ -7,7 +7,7 @@ import {
   type Headers, type Reply, type RequestEnvelope
 } from './envelope.js'
 import { isOwnInbox, parseReplyTopic, parseRequestTopic, replyTopic, requestTopic } from './topics.js'
-import { ERRORS, errorBody, type ErrorCode } from '../errors.js'
+import { ERRORS, errorBody, type ErrorCode } from './errors.js'
 import type { SubscriptionIndex } from './subscriptions.js'
 
 export interface BrokerPort {
