@@ -5,7 +5,7 @@
 import { Aedes, type AedesOptions, type Client, type PublishPacket, type Subscription } from 'aedes'
 import { SubscriptionIndex } from '../core/subscriptions.js'
 import { isValidTopicFilter } from '../core/topics.js'
-import { subscribeAllowed } from '../core/namespaces.js'
+import { namespaceOf, subscribeAllowed } from '../core/namespaces.js'
 import { checkTopic, connectViolation, textViolation, type TopicLimits } from '../core/conformance.js'
 import { heldFilters } from './internals.js'
 import type { Pipeline } from './pipeline.js'
@@ -33,6 +33,9 @@ export interface Adapted {
   /** Routes a client's PUBLISH through the publish stages, then Aedes's router (the fast lanes call this too). */
   route: Route
 }
+
+/** [P-12.7] The longest client id accepted, in UTF-8 bytes (EMQX and Mosquitto bound it too). */
+export const MAX_CLIENT_ID_BYTES = 256
 
 // Tells Aedes's clientError listeners that the reason was logged already.
 const refuse = (reason: string): Error => Object.assign(new Error(reason), { alreadyLogged: true })
@@ -70,10 +73,10 @@ export async function adaptAedes (opts: AdapterOptions): Promise<Adapted> {
         callback(refuse('Packet Identifier 0'))
         return
       }
-      // [MQTT-3.3.2-2] wildcards are already refused by Aedes; $SYS is the broker's own.
-      if (packet.topic.startsWith('$SYS/')) {
-        report(client, 'publish to $SYS')
-        callback(new Error('$SYS/ topic is reserved'))
+      // [MQTT-3.3.2-2] wildcards are already refused by Aedes; $SYS is the broker's own [P-12.7].
+      if (packet.topic.charCodeAt(0) === 36 && namespaceOf(packet.topic).mqttPublish === 'broker') {
+        report(client, `publish to ${JSON.stringify(packet.topic.slice(0, 100))}: only the broker publishes there; disconnected`)
+        callback(refuse('reserved topic'))
         return
       }
       callback(null)
@@ -93,6 +96,14 @@ export async function adaptAedes (opts: AdapterOptions): Promise<Adapted> {
       type Err = Parameters<typeof callback>[0]
       if (emptyIdWithSession.has(client)) {
         report(client, 'CONNECT with an empty ClientId and CleanSession 0 [MQTT-3.1.3-8]; CONNACK 0x02')
+        callback(connackError('identifier rejected', 2, true) as Err, false)
+        return
+      }
+      // [P-12.7] [MQTT-3.1.3-5] lets a server refuse a client id it does not accept: CONNACK 0x02.
+      // The id itself is not logged: it may be 64 KB.
+      const idBytes = Buffer.byteLength(client.id)
+      if (idBytes > MAX_CLIENT_ID_BYTES) {
+        report(null, `CONNECT with a client id of ${idBytes} bytes (at most ${MAX_CLIENT_ID_BYTES}); CONNACK 0x02`)
         callback(connackError('identifier rejected', 2, true) as Err, false)
         return
       }

@@ -20,6 +20,7 @@ export const ERRORS = {
   RTW_IDEMPOTENCY_IN_PROGRESS: { status: 409, message: 'A request with this Idempotency-Key is still running; retry after it finishes' },
   RTW_PAYLOAD_TOO_LARGE: { status: 413, message: 'The body is larger than the configured limit' },
   RTW_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Unsupported content type' },
+  RTW_HOST_NOT_ALLOWED: { status: 421, message: 'This gateway does not answer for this Host name: add it to allowedHosts' },
   RTW_TOO_MANY_REQUESTS: { status: 429, message: 'Too many requests are in flight' },
   RTW_IDEMPOTENCY_KEY_REUSED: { status: 422, message: 'This Idempotency-Key was already used for a different method, path, query or body' },
   RTW_HEADERS_TOO_LARGE: { status: 431, message: 'The request headers are larger than the server accepts (16 KiB)' },

@@ -4,11 +4,10 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { createBroker, type Broker, type Stage } from '../../broker/broker.js'
 import { Bridge } from '../../core/bridge.js'
-import { INBOX_PREFIX, REQ_PREFIX, RES_PREFIX } from '../../core/topics.js'
 import { LogLimiter } from '../log-limit.js'
 import { loadTls } from '../tls.js'
-import { RESULT_PREFIX } from '../../core/namespaces.js'
-import type { Config } from '../config.js'
+import { namespaceOf } from '../../core/namespaces.js'
+import { listOf, type Config } from '../config.js'
 import type { Trust } from '../../core/client-address.js'
 
 declare module 'fastify' {
@@ -34,7 +33,8 @@ async function brokerPlugin (app: FastifyInstance): Promise<void> {
     maxInFlight: config.maxInFlight,
     defaultTimeoutMs: config.requestTimeoutMs,
     maxTimeoutMs: config.maxTimeoutMs,
-    maxInFlightPerOwner: config.maxInFlightPerClient
+    maxInFlightPerOwner: config.maxInFlightPerClient,
+    forwardCredentials: new Set(listOf(config.forwardCredentials))
   }, broker, broker.subscriptions)
 
   bridge.onDrop = (reason, detail) => limited.warn(`reply-${reason}`, `dropped (${reason}): ${detail}`)
@@ -43,29 +43,25 @@ async function brokerPlugin (app: FastifyInstance): Promise<void> {
     publish (client, packet) {
       const topic = packet.topic
       if (topic.charCodeAt(0) !== 36) return false
-      if (topic.startsWith(RES_PREFIX)) {
-        bridge.handleReply(topic, packet.payload as Buffer, packet.retain)
-        return true
+      switch (namespaceOf(topic).mqttPublish) {
+        case 'responder':
+          bridge.handleReply(topic, packet.payload as Buffer, packet.retain)
+          return true
+        case 'caller': {
+          const forward = bridge.handleCallerRequest(client.id, topic, packet.payload as Buffer)
+          if (forward === null) return true
+          packet.payload = forward
+          // [P-4.2] a request is never retained: it would reach responders that subscribe later.
+          packet.retain = false
+          return false
+        }
+        case 'gateway':
+          // [P-1.7] inboxes and [P-10.3] async results are written only by the gateway, so they cannot be forged.
+          limited.warn('reserved-publish', `client ${client.id} published to ${topic}: only the gateway publishes there; dropped`)
+          return true
+        default:
+          return false
       }
-      if (topic.startsWith(REQ_PREFIX)) {
-        const forward = bridge.handleCallerRequest(client.id, topic, packet.payload as Buffer)
-        if (forward === null) return true
-        packet.payload = forward
-        // [P-4.2] a request is never retained: it would reach responders that subscribe later.
-        packet.retain = false
-        return false
-      }
-      if (topic.startsWith(RESULT_PREFIX)) {
-        // Async results (docs/AMQP.md §4) are published only by the gateway, so they cannot be forged.
-        limited.warn('result-publish', `client ${client.id} published to ${topic}: dropped`)
-        return true
-      }
-      if (topic.startsWith(INBOX_PREFIX)) {
-        // [P-1.7] only the gateway delivers to inboxes, so replies there cannot be forged.
-        limited.warn('inbox-publish', `client ${client.id} published to ${topic}: dropped`)
-        return true
-      }
-      return false
     }
   } satisfies Stage
   broker.aedes.on('clientError', (client, err) => {

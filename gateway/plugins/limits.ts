@@ -12,7 +12,8 @@ import { guardConnection } from '../../broker/packet-guard.js'
 import type { MeteredDuplex } from '../../broker/ws-stream.js'
 import { clientAddress } from '../../core/client-address.js'
 import { KeyedRateLimiter, TokenBucket } from '../../core/rate-limit.js'
-import { REQ_PREFIX, RES_PREFIX } from '../../core/topics.js'
+import { REQ_PREFIX } from '../../core/topics.js'
+import { namespaceOf } from '../../core/namespaces.js'
 import { LogLimiter } from '../log-limit.js'
 
 export type { LimitCounters }
@@ -108,7 +109,7 @@ async function limitsPlugin (app: FastifyInstance): Promise<void> {
     // answers a request it made, and a responder serves as many as its callers send.
     publish (client, packet) {
       const s = stateOf(client)
-      if (s === undefined || (packet.topic.charCodeAt(0) === 36 && packet.topic.startsWith(RES_PREFIX)) || s.bucket.take(Date.now())) return false
+      if (s === undefined || (packet.topic.charCodeAt(0) === 36 && !namespaceOf(packet.topic).rateLimited) || s.bucket.take(Date.now())) return false
       counters.publishesDropped++
       limited.warn('publish-rate', `client ${client.id}: more than ${config.publishRate} publishes per second (publishRate); dropped`)
       // A dropped request would leave its caller waiting for the timeout; say 429 in its inbox instead [P-12.2].
