@@ -34,7 +34,7 @@ export interface Adapted {
   route: Route
 }
 
-/** [P-12.7] The longest client id accepted, in UTF-8 bytes (EMQX and Mosquitto bound it too). */
+/** [P-12.8] The longest client id accepted, in UTF-8 bytes (EMQX and Mosquitto bound it too). */
 export const MAX_CLIENT_ID_BYTES = 256
 
 // Tells Aedes's clientError listeners that the reason was logged already.
@@ -99,7 +99,7 @@ export async function adaptAedes (opts: AdapterOptions): Promise<Adapted> {
         callback(connackError('identifier rejected', 2, true) as Err, false)
         return
       }
-      // [P-12.7] [MQTT-3.1.3-5] lets a server refuse a client id it does not accept: CONNACK 0x02.
+      // [P-12.8] [MQTT-3.1.3-5] lets a server refuse a client id it does not accept: CONNACK 0x02.
       // The id itself is not logged: it may be 64 KB.
       const idBytes = Buffer.byteLength(client.id)
       if (idBytes > MAX_CLIENT_ID_BYTES) {

@@ -1,5 +1,5 @@
 // Attacks with crafted MQTT input: a replyTo with wildcards [P-4.6], a huge
-// client id [P-12.7], and a correlation id guessed from X-Request-Id [P-5.1].
+// client id [P-12.8], and a correlation id guessed from X-Request-Id [P-5.1].
 // Real MQTT.js, raw sockets and mosquitto_pub.
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
@@ -60,7 +60,7 @@ describe('attack: a replyTo with wildcards [P-4.6]', () => {
   })
 })
 
-describe('attack: a huge client id [P-12.7]', () => {
+describe('attack: a huge client id [P-12.8]', () => {
   let gw: TestGateway
   beforeAll(async () => { gw = await startGateway() })
   afterAll(async () => { await gw?.close() })
