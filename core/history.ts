@@ -1,10 +1,10 @@
-// The bounded message history (PROTOCOL.md §13): the last messages of each
+// The bounded message history (PROTOCOL.md §14): the last messages of each
 // topic, for recovery after a reconnect. One interface, two stores: this
 // in-memory one and Redis Streams (gateway/history/redis.ts). Pure: no I/O.
 import { topicMatches } from './topics.js'
 
 /**
- * [P-13.2] Where a message sits in the history: the history's epoch (new each
+ * [P-14.2] Where a message sits in the history: the history's epoch (new each
  * time the history is lost) and an offset, increasing with every message
  * recorded, so increasing within each topic too.
  */
@@ -21,7 +21,7 @@ export interface HistoryEntry {
 }
 
 export interface Recovery {
-  /** [P-13.4] True when every message after the position that the filters match is in `entries`. */
+  /** [P-14.4] True when every message after the position that the filters match is in `entries`. */
   readonly recovered: boolean
   /** The messages after the position, oldest first; empty when not recovered. */
   readonly entries: readonly HistoryEntry[]
@@ -42,14 +42,14 @@ export interface HistoryLimits {
 export interface History {
   /** Records a message and returns its position. */
   append: (topic: string, payload: Buffer, qos: 0 | 1 | 2) => Promise<Position>
-  /** [P-13.4] What the filters missed after `since`, all of it or nothing. */
+  /** [P-14.4] What the filters missed after `since`, all of it or nothing. */
   recover: (filters: readonly string[], since: Position) => Promise<Recovery>
   /** The position of the last message recorded (offset 0 before the first). */
   head: () => Promise<Position>
   close: () => Promise<void>
 }
 
-/** [P-13.3] The text form of a position, as SSE `id:` and as `since=`: `<epoch>-<offset>`. */
+/** [P-14.3] The text form of a position, as SSE `id:` and as `since=`: `<epoch>-<offset>`. */
 export function formatPosition (p: Position): string {
   return `${p.epoch}-${p.offset}`
 }
@@ -68,7 +68,7 @@ export function newEpoch (): string {
   return Array.from(bytes, b => b.toString(36).padStart(2, '0')).join('').slice(0, 12)
 }
 
-/** [P-13.1] Whether `historyTopics` keeps a topic; `$history/…` copies are never kept again. */
+/** [P-14.1] Whether `historyTopics` keeps a topic; `$history/…` copies are never kept again. */
 export function isRecorded (filters: readonly string[], topic: string): boolean {
   if (topic.startsWith('$history/')) return false
   for (const f of filters) if (topicMatches(f, topic)) return true
@@ -149,7 +149,7 @@ export class MemoryHistory implements History {
     this.trim(this.now())
     const head = { epoch: this.epoch, offset: this.offset }
     const none = { recovered: false, entries: [], head }
-    // [P-13.4] another epoch, a position from the future, or one before a forgotten eviction.
+    // [P-14.4] another epoch, a position from the future, or one before a forgotten eviction.
     if (since.epoch !== this.epoch || since.offset > this.offset || since.offset < this.forgotten) return none
     const found: Kept[][] = []
     for (const [topic, log] of this.topics) {

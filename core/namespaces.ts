@@ -21,12 +21,12 @@ export type Publisher = 'granted' | 'caller' | 'responder' | 'gateway' | 'broker
  * - `responder`: clients whose token may serve the service named by the second level (any, for `+`/`#`: `serve: ["*"]`) [P-11.6].
  * - `owner`: only the client whose id is the second level, no wildcards there [P-1.6].
  * - `handle`: one exact topic, no wildcards: the unguessable handle is the capability [P-10.3].
- * - `copy`: `<name>/<filter>`, for whoever may subscribe to `<filter>` itself [P-15.1].
+ * - `copy`: `<name>/<filter>`, for whoever may subscribe to `<filter>` itself [P-16.1].
  * - `nobody`: only the gateway reads it [P-1.6].
  */
 export type Subscriber = 'granted' | 'responder' | 'owner' | 'handle' | 'copy' | 'nobody'
 
-/** [P-15.1] Positioned copies of routed messages, for MQTT subscribers that recover. */
+/** [P-16.1] Positioned copies of routed messages, for MQTT subscribers that recover. */
 export const HISTORY_PREFIX = '$history/'
 
 export interface Namespace {
@@ -54,7 +54,7 @@ export const NAMESPACES: readonly Namespace[] = [
   { name: '$res', mqttPublish: 'responder', httpPublish: false, subscribe: 'nobody', httpRead: false, amqpMirror: false, rateLimited: false, clause: 'P-1.6' },
   { name: '$inbox', mqttPublish: 'gateway', httpPublish: false, subscribe: 'owner', httpRead: false, amqpMirror: false, rateLimited: true, clause: 'P-1.7' },
   { name: '$result', mqttPublish: 'gateway', httpPublish: false, subscribe: 'handle', httpRead: true, amqpMirror: false, rateLimited: true, clause: 'P-10.3' },
-  { name: '$history', mqttPublish: 'gateway', httpPublish: false, subscribe: 'copy', httpRead: false, amqpMirror: false, rateLimited: true, clause: 'P-15.1' },
+  { name: '$history', mqttPublish: 'gateway', httpPublish: false, subscribe: 'copy', httpRead: false, amqpMirror: false, rateLimited: true, clause: 'P-16.1' },
   { name: '$SYS', mqttPublish: 'broker', httpPublish: false, subscribe: 'granted', httpRead: false, amqpMirror: false, rateLimited: true, clause: 'P-12.7' },
   // Other `$` topics are ordinary, except that they are never mirrored: `$` is the servers' prefix [MQTT-4.7.2-1].
   { ...ordinary, name: '$', amqpMirror: false, clause: 'P-12.7' },

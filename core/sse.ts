@@ -1,4 +1,4 @@
-// The Server-Sent Events wire format of GET /events (PROTOCOL.md §14). Pure: no I/O.
+// The Server-Sent Events wire format of GET /events (PROTOCOL.md §15). Pure: no I/O.
 import { isUtf8 } from 'node:buffer'
 import { formatPosition, type Position } from './history.js'
 
@@ -6,7 +6,7 @@ export interface LiveMessage {
   readonly topic: string
   readonly payload: Buffer
   readonly qos: 0 | 1 | 2
-  /** Set for messages the history recorded [P-13.2]. */
+  /** Set for messages the history recorded [P-14.2]. */
   readonly position?: Position
 }
 
@@ -19,8 +19,8 @@ export interface MessageFields {
 }
 
 /**
- * [P-14.3] A message as JSON fields: a UTF-8 payload as a string, any other as
- * base64; `retain` only on retained values sent first. Also GET /history's [P-15.2].
+ * [P-15.3] A message as JSON fields: a UTF-8 payload as a string, any other as
+ * base64; `retain` only on retained values sent first. Also GET /history's [P-16.2].
  */
 export function messageFields (topic: string, payload: Buffer, qos: number, retain: boolean): MessageFields {
   const text = isUtf8(payload)
@@ -41,10 +41,10 @@ export function formatEvent (msg: LiveMessage, retain = false): string {
   return `${id}data: ${eventData(msg.topic, msg.payload, msg.qos, retain)}\n\n`
 }
 
-/** The first bytes of a stream: the reconnect delay hint [P-14.2]. */
+/** The first bytes of a stream: the reconnect delay hint [P-15.2]. */
 export function formatRetry (ms: number): string {
   return `retry: ${ms}\n\n`
 }
 
-/** [P-14.4] A heartbeat: a comment line, which EventSource ignores and proxies see as traffic. */
+/** [P-15.4] A heartbeat: a comment line, which EventSource ignores and proxies see as traffic. */
 export const HEARTBEAT = ':\n\n'

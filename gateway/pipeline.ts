@@ -15,7 +15,7 @@ export interface GatewayStages {
   limits?: Stage
   /** plugins/broker.ts: consumes `$res` replies and rewrites `$req` requests for the bridge; drops `$inbox`/`$result` forgeries [P-3], [P-4]. */
   bridge?: Stage
-  /** plugins/history.ts: records every routed publish in the message history and hands it to GET /events streams [P-13], [P-14]. */
+  /** plugins/history.ts: records every routed publish in the message history and hands it to GET /events streams [P-14], [P-15]. */
   history?: Stage
 }
 

@@ -1,4 +1,4 @@
-// The token of a GET /events or GET /history request [P-14.6]: `Authorization:
+// The token of a GET /events or GET /history request [P-15.6]: `Authorization:
 // Bearer`, or `?access_token=` for EventSource, which cannot set headers.
 // Verified with the same rules, and compiled into the same grants, as REST's.
 import type { FastifyRequest } from 'fastify'

@@ -1,5 +1,5 @@
 // The message history and the live fan-out behind GET /events and GET /history
-// (PROTOCOL.md §13, §14): the `history` stage of the broker pipeline. Every
+// (PROTOCOL.md §14, §15): the `history` stage of the broker pipeline. Every
 // message routed on this node, whatever transport published it (MQTT over TCP
 // or WebSocket, POST /publish, the AMQP bridge), reaches its `published`
 // method once, on the node it was published on: there it is recorded, given
@@ -40,7 +40,7 @@ async function historyPlugin (app: FastifyInstance): Promise<void> {
   const deliver = (topic: string, payload: Buffer, qos: 0 | 1 | 2, position?: Position): void => {
     const msg: LiveMessage = position === undefined ? { topic, payload, qos } : { topic, payload, qos, position }
     live.publish(msg)
-    // [P-15.1] the positioned copy, for MQTT subscribers that hold one.
+    // [P-16.1] the positioned copy, for MQTT subscribers that hold one.
     const copy = HISTORY_PREFIX + topic
     if (subscriptions.hasMatch(copy)) {
       const head = Buffer.from((position === undefined ? '' : formatPosition(position)) + '\n')

@@ -1,5 +1,5 @@
 // GET /events: live messages as Server-Sent Events, with recovery from a
-// Last-Event-ID and the retained values first on request (PROTOCOL.md §14).
+// Last-Event-ID and the retained values first on request (PROTOCOL.md §15).
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { PublishPacket } from 'aedes'
@@ -60,7 +60,7 @@ async function eventsRoutes (app: FastifyInstance): Promise<void> {
   const counters: SseCounters = { opened: 0, refusedFull: 0, refusedRate: 0, refusedAuth: 0, slowConsumers: 0, expired: 0, recoveries: 0, recovered: 0 }
   app.decorate('sse', { counters, open: () => streams.size })
 
-  // One beat for every stream [P-14.4].
+  // One beat for every stream [P-15.4].
   const beat = setInterval(() => { for (const s of streams) s.write(HEARTBEAT) }, config.sseHeartbeatMs)
   beat.unref()
   app.addHook('preClose', async () => {
@@ -76,7 +76,7 @@ async function eventsRoutes (app: FastifyInstance): Promise<void> {
   }
 
   // Refusals are answered here rather than by the app's error handler, which
-  // would log the URL: with ?access_token= in it [P-14.6].
+  // would log the URL: with ?access_token= in it [P-15.6].
   app.get('/events', async (req, reply) => {
     try {
       return await openStream(req, reply)
@@ -102,7 +102,7 @@ async function eventsRoutes (app: FastifyInstance): Promise<void> {
       limited.warn('sse-full', `GET /events: ${streams.size} streams open (sseMaxStreams); 503`)
       throw new GatewayError('RTW_TOO_MANY_STREAMS')
     }
-    // [P-14.7] a stream is a connection: the per-address connection rate applies as to MQTT.
+    // [P-15.7] a stream is a connection: the per-address connection rate applies as to MQTT.
     if (!app.limits.admitConnection(app.limits.addressOf(req.raw))) {
       counters.refusedRate++
       reply.header('retry-after', '1')
@@ -132,7 +132,7 @@ async function eventsRoutes (app: FastifyInstance): Promise<void> {
     if (since !== undefined) {
       counters.recoveries++
       const from = parsePosition(since)
-      // [P-14.5] a position that does not parse, or no history at all, cannot be recovered from.
+      // [P-15.5] a position that does not parse, or no history at all, cannot be recovered from.
       if (from !== null && history !== null) recovery = await history.recover(filters, from)
       if (recovery?.recovered === true) counters.recovered++
     }
@@ -151,7 +151,7 @@ async function eventsRoutes (app: FastifyInstance): Promise<void> {
       ...(since === undefined ? {} : { 'rtw-recovered': recovery?.recovered === true ? 'true' : 'false' })
     })
     res.socket?.setNoDelay(true)
-    // [P-14.2] the reconnect delay hint.
+    // [P-15.2] the reconnect delay hint.
     stream.write(formatRetry(config.sseRetryMs))
 
     if (auth.expiresAt !== undefined) {
@@ -180,7 +180,7 @@ async function eventsRoutes (app: FastifyInstance): Promise<void> {
     if (recovery?.recovered === true) {
       for (const e of recovery.entries) stream.write(formatEvent({ ...e, position: { epoch: recovery.head.epoch, offset: e.offset } }))
     }
-    // [P-14.5] where the stream stands now, sent back as Last-Event-ID after a drop: a quiet
+    // [P-15.5] where the stream stands now, sent back as Last-Event-ID after a drop: a quiet
     // stream recovers too. Messages recorded after it follow, each with its own id.
     if (head !== undefined) stream.write(`id: ${formatPosition(head)}\n\n`)
     stream.goLive(recovery?.recovered === true ? recovery.head.offset : 0)

@@ -1,5 +1,5 @@
 // GET /history: what a subscriber missed since a position, for MQTT clients
-// that recover by themselves (PROTOCOL.md §15). GET /events does the same
+// that recover by themselves (PROTOCOL.md §16). GET /events does the same
 // for its streams on its own.
 import type { FastifyInstance } from 'fastify'
 import { formatPosition, parsePosition, type Recovery } from '../../core/history.js'
@@ -28,7 +28,7 @@ export default async function historyRoutes (app: FastifyInstance): Promise<void
       const sinceText = (req.query as Record<string, unknown>).since
       const since = typeof sinceText === 'string' ? parsePosition(sinceText) : null
       if (history === null) return { recovered: false, position: null, messages: [] }
-      // [P-15.2] no since (or one that does not parse): the position only, so a client knows where it stands.
+      // [P-16.2] no since (or one that does not parse): the position only, so a client knows where it stands.
       const r: Recovery = since === null ? { recovered: false, entries: [], head: await history.head() } : await history.recover(filters, since)
       reply.header('cache-control', 'no-store')
       return {
@@ -37,7 +37,7 @@ export default async function historyRoutes (app: FastifyInstance): Promise<void
         messages: r.entries.map(e => ({ id: formatPosition({ epoch: r.head.epoch, offset: e.offset }), ...messageFields(e.topic, e.payload, e.qos, false) }))
       }
     } catch (err) {
-      // Answered here: the app's error handler would log the URL, ?access_token= and all [P-14.6].
+      // Answered here: the app's error handler would log the URL, ?access_token= and all [P-15.6].
       if (!(err instanceof GatewayError)) throw err
       limited.warn(`history-${err.code}`, `GET /history -> ${err.statusCode} ${err.code}: ${err.message}`)
       return reply.code(err.statusCode).send(errorBody(err.code, err.message))

@@ -1,6 +1,6 @@
 // The topic= filters of GET /events and GET /history: validated as MQTT
 // SUBSCRIBE filters are, and authorized by the same grants and reserved
-// namespaces [P-14.6].
+// namespaces [P-15.6].
 import type { Grants } from '../../core/grants.js'
 import { isValidTopicFilter } from '../../core/topics.js'
 import { subscribeAllowed } from '../../core/namespaces.js'
@@ -27,7 +27,7 @@ export function parseFilters (query: unknown, limits: TopicLimits, max: number):
 /**
  * [P-1.6] the namespaces' rules for MQTT, for a subscriber with no client id
  * (so no `$inbox` is its own); and `$history`, the MQTT form of what a stream
- * gets anyway [P-15.1], is not for streams.
+ * gets anyway [P-16.1], is not for streams.
  */
 export function mayRead (grants: Grants, filter: string): boolean {
   if (filter === '$history' || filter.startsWith('$history/')) return false

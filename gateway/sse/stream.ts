@@ -1,6 +1,6 @@
 // One GET /events stream: the response it writes to, the messages held back
 // while its recovery and retained values are read, and its bound on unsent
-// bytes (PROTOCOL.md §14).
+// bytes (PROTOCOL.md §15).
 import type { ServerResponse } from 'node:http'
 import type { LiveListener } from '../../core/live-hub.js'
 import { formatEvent, type LiveMessage } from '../../core/sse.js'
@@ -38,7 +38,7 @@ export class SseStream implements LiveListener {
     if (this.pendingBytes > this.maxUnsent) this.close('slow-consumer')
   }
 
-  /** Writes raw event-stream text; a client that lets more than maxUnsent bytes pile up is cut off [P-14.7]. */
+  /** Writes raw event-stream text; a client that lets more than maxUnsent bytes pile up is cut off [P-15.7]. */
   write (text: string): void {
     if (this.ended) return
     this.res.write(text)

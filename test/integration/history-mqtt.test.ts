@@ -1,4 +1,4 @@
-// Recovery for MQTT subscribers [P-15]: positioned copies on $history/<topic>,
+// Recovery for MQTT subscribers [P-16]: positioned copies on $history/<topic>,
 // GET /history for what was missed, and the $history namespace's rules.
 import { SignJWT } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -21,7 +21,7 @@ describe('$history copies and GET /history with MQTT.js', () => {
     await gw.close()
   })
 
-  it('recovers across a dropped connection as PROTOCOL [P-15.3] describes: every message once, in order', async () => {
+  it('recovers across a dropped connection as PROTOCOL [P-16.3] describes: every message once, in order', async () => {
     const sub = await connectClient(gw.mqttUrl)
     const pub = await connectClient(gw.mqttUrl)
     clients.push(pub)

@@ -1,6 +1,6 @@
 // GET /events with auth on: tokens in the header or the query, the same
 // subscribe grants as MQTT SUBSCRIBE, 403 before the stream, and a stream
-// ended when its token expires [P-14.6]; and the stream-count limit [P-14.7].
+// ended when its token expires [P-15.6]; and the stream-count limit [P-15.7].
 import { SignJWT } from 'jose'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { startGateway, type TestGateway } from '../helpers/gateway.js'

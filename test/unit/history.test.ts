@@ -1,4 +1,4 @@
-// The in-memory history: positions, the three bounds, and all-or-nothing recovery [P-13].
+// The in-memory history: positions, the three bounds, and all-or-nothing recovery [P-14].
 import { describe, expect, it } from 'vitest'
 import { formatPosition, isRecorded, MemoryHistory, parsePosition } from '../../core/history.js'
 
