@@ -18,6 +18,7 @@ export const ERRORS = {
   RTW_REQUEST_TIMEOUT: { status: 408, message: 'The request headers or body did not arrive in time' },
   RTW_PAYLOAD_TOO_LARGE: { status: 413, message: 'The body is larger than the configured limit' },
   RTW_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Unsupported content type' },
+  RTW_HOST_NOT_ALLOWED: { status: 421, message: 'This gateway does not answer for this Host name: add it to allowedHosts' },
   RTW_TOO_MANY_REQUESTS: { status: 429, message: 'Too many requests are in flight' },
   RTW_HEADERS_TOO_LARGE: { status: 431, message: 'The request headers are larger than the server accepts (16 KiB)' },
   // Never sent (the client is gone); it names the outcome in logs and /stats.

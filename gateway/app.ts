@@ -12,8 +12,10 @@ import publishRoutes from './routes/publish.js'
 import healthRoutes from './routes/health.js'
 import staticPlugin from './plugins/static.js'
 import { LogLimiter } from './log-limit.js'
+import { redactingLogger } from './log-redact.js'
 import limitsPlugin from './plugins/limits.js'
 import corsPlugin from './plugins/cors.js'
+import hostCheckPlugin from './plugins/host-check.js'
 import { clientErrorHandler } from './client-error.js'
 import { loadTls } from './tls.js'
 import { compileTrust } from '../core/client-address.js'
@@ -34,6 +36,12 @@ function codeFor (err: FastifyError): ErrorCode {
   return status >= 400 && status < 500 ? 'RTW_BAD_REQUEST' : 'RTW_INTERNAL'
 }
 
+function loggerOptions (given: BuildOptions['logger'], config: Config): FastifyServerOptions['logger'] {
+  if (given === false || (given === undefined && config.logLevel === 'silent')) return false
+  if (given === undefined || given === true) return redactingLogger({ level: config.logLevel })
+  return redactingLogger(given)
+}
+
 export async function buildApp (config: Config, opts: BuildOptions = {}): Promise<FastifyInstance> {
   // Compiled once: Fastify's req.ip and the WebSocket upgrades (plugins/limits.ts) share it.
   const trust = compileTrust(config.trustedProxies)
@@ -43,7 +51,8 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     ...({ https: loadTls(config) ?? null } as object),
     // 400/408/431 from Node's HTTP parser, in our error shape.
     clientErrorHandler: clientErrorHandler(),
-    logger: opts.logger ?? (config.logLevel === 'silent' ? false : { level: config.logLevel }),
+    // Every line goes through the redaction of log-redact.ts: no token or key is ever logged.
+    logger: loggerOptions(opts.logger, config),
     bodyLimit: config.bodyLimit,
     // req.ip (per-address limits, logs) comes from X-Forwarded-For only when the
     // socket's peer is one of trustedProxies; X-Forwarded-Host/-Proto then feed
@@ -93,6 +102,8 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     reply.code(404).send(errorBody('RTW_ROUTE_NOT_FOUND', `No route for ${req.method} ${req.url.split('?')[0]}`))
   })
 
+  // First of all: a request for a Host this gateway does not serve is answered 421 [P-11.10].
+  await app.register(hostCheckPlugin)
   await app.register(brokerPlugin)
   // Before auth: a CORS preflight carries no token, and a refused Origin is answered first.
   await app.register(corsPlugin)

@@ -33,12 +33,15 @@ export const CONFIG_FIELDS = {
   jwksFile: { kind: 'optional', env: 'RTW_JWKS_FILE', flag: '--jwks-file', default: '', doc: 'JWKS file (RS256/ES256 keys by kid)' },
   jwtAudience: { kind: 'optional', env: 'RTW_JWT_AUDIENCE', flag: '--jwt-audience', default: '', doc: 'Required aud claim, when set' },
   jwtIssuer: { kind: 'optional', env: 'RTW_JWT_ISSUER', flag: '--jwt-issuer', default: '', doc: 'Required iss claim, when set' },
+  jwtRequireExp: { kind: 'bool', env: 'RTW_JWT_REQUIRE_EXP', flag: '--jwt-require-exp', default: true, doc: 'Refuse JWTs without an exp claim (API keys never expire and are exempt)' },
   apiKeysFile: { kind: 'optional', env: 'RTW_API_KEYS_FILE', flag: '--api-keys-file', default: '', doc: 'JSON file of static API keys, each with a sub and rtw grants (see Security); read at start-up; setting it turns auth on' },
   allowAnonymous: { kind: 'bool', env: 'RTW_ALLOW_ANONYMOUS', flag: '--allow-anonymous', default: false, doc: 'Allow starting without auth on a non-loopback address' },
   tlsCertFile: { kind: 'optional', env: 'RTW_TLS_CERT_FILE', flag: '--tls-cert-file', default: '', doc: 'PEM certificate: serve https/wss and mqtts (with the key)' },
   tlsKeyFile: { kind: 'optional', env: 'RTW_TLS_KEY_FILE', flag: '--tls-key-file', default: '', doc: 'PEM private key for the certificate' },
   allowedOrigins: { kind: 'optional', env: 'RTW_ALLOWED_ORIGINS', flag: '--allowed-origins', default: '', doc: 'Comma list of browser origins for CORS and WebSocket, "*" for any; empty = same origin only' },
+  allowedHosts: { kind: 'optional', env: 'RTW_ALLOWED_HOSTS', flag: '--allowed-hosts', default: '', doc: 'Comma list of Host names (".example.com" for a domain and its subdomains) served besides localhost, 127.0.0.1 and [::1]; checked against DNS rebinding when auth is off on loopback, or whenever set; "*" turns the check off' },
   trustedProxies: { kind: 'addresses', env: 'RTW_TRUSTED_PROXIES', flag: '--trusted-proxies', default: '', doc: 'Comma list of IP addresses and CIDR ranges of reverse proxies whose X-Forwarded-For names the client (REST and WebSocket); empty = trust nobody' },
+  forwardCredentials: { kind: 'optional', env: 'RTW_FORWARD_CREDENTIALS', flag: '--forward-credentials', default: '', doc: 'Comma list of services whose requests carry the caller\'s Authorization and Cookie headers; for every other service they are removed' },
   maxPacketSize: { kind: 'int', env: 'RTW_MAX_PACKET_SIZE', flag: '--max-packet-size', default: 2_097_152, min: 64, doc: 'Largest MQTT packet in bytes; a larger one disconnects the client' },
   maxInFlightPerClient: { kind: 'int', env: 'RTW_MAX_IN_FLIGHT_PER_CLIENT', flag: '--max-in-flight-per-client', default: 1000, min: 1, doc: 'Requests one MQTT client or one REST token may have awaiting replies (429 above it)' },
   publishRate: { kind: 'int', env: 'RTW_PUBLISH_RATE', flag: '--publish-rate', default: 10_000, min: 1, doc: 'PUBLISH packets per second per client (bursts up to this many); excess is dropped' },
@@ -233,6 +236,11 @@ export function loadConfig (sources: ConfigSources = {}): LoadedConfig {
   // [P-11.9] a bad key file stops start-up here, like any other bad value.
   apiKeysOf(config)
   return { config, flags: cli.flags }
+}
+
+/** A comma list config value as its non-empty, trimmed entries. */
+export function listOf (raw: string): string[] {
+  return raw.split(',').map(s => s.trim()).filter(s => s.length > 0)
 }
 
 export function defaultText (v: string | number | boolean): string {

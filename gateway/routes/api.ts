@@ -3,13 +3,14 @@
 import type { OutgoingHttpHeaders } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { endToEndHeaders } from '../../core/envelope.js'
+import { CREDENTIAL_HEADERS, endToEndHeaders } from '../../core/envelope.js'
 import { isValidPath, isValidService, requestTopic } from '../../core/topics.js'
 import { ALLOW_ALL } from '../../core/grants.js'
 import { checkTopic } from '../../core/conformance.js'
 import type { Outcome } from '../../core/correlator.js'
 import type { Call } from '../../core/bridge.js'
 import { GatewayError, errorBody, ERRORS } from '../../core/errors.js'
+import { listOf } from '../config.js'
 import { callQueuedAsync, isQueuedAsync, readResult } from '../amqp/async-call.js'
 
 export const API_PREFIX = '/api/'
@@ -20,6 +21,8 @@ type Watched = Socket & { [AWAITING]?: string[] }
 
 // Gateway controls that are consumed here, not forwarded to the service [P-2.2].
 const OWN_HEADERS = new Set(['x-rtw-timeout', 'prefer'])
+// ...and the caller's credentials, unless the service is in forwardCredentials [P-2.2].
+const OWN_AND_CREDENTIALS = new Set([...OWN_HEADERS, ...CREDENTIAL_HEADERS])
 
 interface Target { service: string, path: string, query: string, timeoutParam: string | undefined }
 
@@ -116,6 +119,7 @@ export default async function apiRoutes (app: FastifyInstance): Promise<void> {
   const config = app.config
   const topicLimits = { maxTopicLength: config.maxTopicLength, maxTopicLevels: config.maxTopicLevels }
   const bridge = app.bridge
+  const forwardCredentials = new Set(listOf(config.forwardCredentials))
 
   function handler (req: FastifyRequest, reply: FastifyReply): void {
     const target = parseTarget(req.url)
@@ -134,12 +138,13 @@ export default async function apiRoutes (app: FastifyInstance): Promise<void> {
       path: target.path,
       method: req.method,
       query: target.query,
-      headers: endToEndHeaders(req.headers, OWN_HEADERS),
+      headers: endToEndHeaders(req.headers, forwardCredentials.has(target.service) ? OWN_HEADERS : OWN_AND_CREDENTIALS),
       body: req.body as Buffer | undefined,
       timeoutMs,
       noReply,
       // maxInFlightPerClient counts per token subject, or per address without auth.
-      owner: req.grants === ALLOW_ALL ? 'ip:' + req.ip : 'sub:' + req.grants.subject
+      owner: req.grants === ALLOW_ALL ? 'ip:' + req.ip : 'sub:' + req.grants.subject,
+      caller: req.caller ?? undefined
     }
     if (isQueuedAsync(app, target.service, noReply)) {
       // RabbitMQ-queued: 202 only once confirmed, with a status URL for the result (docs/AMQP.md §4).
