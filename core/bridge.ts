@@ -37,6 +37,8 @@ export interface QueuedRequest {
   expiresInMs: number
   /** False for fire-and-forget: nobody waits for a reply [P-2.5]. */
   expectsReply: boolean
+  /** What a worker deduplicates on when it is not the id: the caller's idempotency key [P-13.8]. */
+  dedupeId?: string
 }
 
 export interface BridgeOptions {
@@ -65,6 +67,8 @@ export interface Call {
   owner?: string
   /** [P-2.6] The verified caller, with auth on. */
   caller?: CallerIdentity
+  /** Set for a call with an Idempotency-Key: queued services deduplicate on it [P-13.8]. */
+  dedupeId?: string
 }
 
 export type CallStart = { ok: true, id: string } | { ok: false, code: ErrorCode }
@@ -136,19 +140,19 @@ export class Bridge {
     }
     if (c.noReply) {
       // [P-2.5] an empty replyTo tells the responder that nobody waits.
-      this.dispatch(c.service, topic, id, encodeRequest(env), c.timeoutMs, false, () => {})
+      this.dispatch(c.service, topic, id, encodeRequest(env), c.timeoutMs, false, () => {}, c.dedupeId)
       return { ok: true, id }
     }
     this.correlator.register(id, c.service, c.timeoutMs, this.track(c.owner, onSettle))
     this.dispatch(c.service, topic, id, encodeRequest(env), c.timeoutMs, true, err => {
       if (err) this.correlator.settle(id, { kind: 'error', code: this.publishFailure(c.service), message: err.message })
-    })
+    }, c.dedupeId)
     return { ok: true, id }
   }
 
   /** Sends a request envelope to its service: into the queue for queued services, else on MQTT. */
-  private dispatch (service: string, topic: string, id: string, envelope: Buffer, timeoutMs: number, expectsReply: boolean, cb: (err?: Error | null) => void): void {
-    if (this.queue?.handles(service) === true) this.queue.send({ service, topic, id, envelope, expiresInMs: timeoutMs, expectsReply }, cb)
+  private dispatch (service: string, topic: string, id: string, envelope: Buffer, timeoutMs: number, expectsReply: boolean, cb: (err?: Error | null) => void, dedupeId?: string): void {
+    if (this.queue?.handles(service) === true) this.queue.send({ service, topic, id, envelope, expiresInMs: timeoutMs, expectsReply, dedupeId }, cb)
     else this.port.publish(topic, envelope, this.opts.requestQos, false, cb)
   }
 

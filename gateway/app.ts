@@ -6,6 +6,7 @@ import { ERRORS, GatewayError, errorBody, type ErrorCode } from '../core/errors.
 import brokerPlugin from './plugins/broker.js'
 import websocketPlugin from './plugins/websocket.js'
 import amqpPlugin from './plugins/amqp.js'
+import statePlugin from './plugins/state.js'
 import authPlugin from './plugins/auth.js'
 import apiRoutes from './routes/api.js'
 import publishRoutes from './routes/publish.js'
@@ -110,6 +111,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   await app.register(authPlugin)
   await app.register(limitsPlugin)
   await app.register(websocketPlugin)
+  await app.register(statePlugin)
   await app.register(amqpPlugin)
   await app.register(apiRoutes)
   await app.register(publishRoutes)
