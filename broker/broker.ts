@@ -11,6 +11,7 @@ import { qos0PublishFrame } from './publish-frame.js'
 import { tapReplies } from './reply-tap.js'
 import { RES_PREFIX, INBOX_PREFIX, REQ_PREFIX, isValidTopicFilter } from '../gateway/core/topics.js'
 import { checkTopic, connectViolation, textViolation, type TopicLimits } from './conformance.js'
+import type { BrokerBackends } from './backends.js'
 
 export type { Client, PublishPacket }
 
@@ -53,6 +54,8 @@ export interface BrokerOptions {
   topicLimits?: TopicLimits
   /** PEM certificate and key: listenTcp then serves mqtts. */
   tls?: { cert: Buffer, key: Buffer }
+  /** Where state is kept and how messages are routed (backends.ts); Aedes's in-memory defaults when absent. */
+  backends?: BrokerBackends
 }
 
 export interface Broker {
@@ -79,11 +82,19 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
   const refuse = (reason: string): Error => Object.assign(new Error(reason), { alreadyLogged: true })
   // [MQTT-3.1.3-8] an empty ClientId with CleanSession 0 gets CONNACK 0x02; Aedes would invent an id.
   const emptyIdWithSession = new WeakSet<Client>()
+  const backends = opts.backends
+  // In a cluster every message goes through the shared routing (mqemitter-redis), so the fast lane for requests steps aside.
+  const clustered = backends?.mq !== undefined
+  // QoS 1 PUBLISHes already routed, and so stored, before Aedes acknowledges them (see ackAfterStore).
+  const routedEarly = new WeakSet<PublishPacket>()
 
   const aedes = await Aedes.createBroker({
+    ...(backends?.persistence === undefined ? {} : { persistence: backends.persistence as never }),
+    ...(backends?.mq === undefined ? {} : { mq: backends.mq as never }),
     concurrency: opts.concurrency ?? 1000,
     drainTimeout: opts.drainTimeoutMs ?? 10_000,
-    heartbeatInterval: 60_000,
+    // In a cluster, a node silent for three heartbeats is dead and a live one publishes its clients' wills.
+    heartbeatInterval: clustered ? 5_000 : 60_000,
     // A socket that sends no CONNECT is closed after this long (Aedes's default is 30 s), so idle floods cost little.
     connectTimeout: 10_000,
     authorizePublish (client, packet, callback) {
@@ -105,6 +116,10 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
       if (packet.topic.startsWith('$SYS/')) {
         state.hooks.refused?.(client, 'publish to $SYS')
         callback(new Error('$SYS/ topic is reserved'))
+        return
+      }
+      if (backends?.durable === true && packet.qos === 1 && client !== null) {
+        ackAfterStore(client, packet, callback)
         return
       }
       callback(null)
@@ -165,6 +180,11 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
   const routePublish = aedes.publish.bind(aedes) as unknown as (packet: PublishPacket, client: Client | null, done: (err?: Error | null) => void) => void
   const publishFrom = function (packet: PublishPacket, client: Client | null, done: (err?: Error | null) => void): void {
     if (typeof client === 'function') return routePublish(packet, null, client)
+    if (routedEarly.has(packet)) {
+      routedEarly.delete(packet)
+      done?.(null)
+      return
+    }
     if (client !== null && client !== undefined && state.hooks.intercept?.(client, packet) === true) {
       done?.(null)
       return
@@ -172,6 +192,25 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
     routePublish(packet, client, done)
   }
   ;(aedes as unknown as { publish: typeof publishFrom }).publish = publishFrom
+
+  // Aedes writes PUBACK before it routes a QoS 1 PUBLISH (aedes/lib/handlers/publish.js),
+  // so a crash between the two would lose a message its publisher was told was
+  // taken. With durable state the message is routed, and so stored for every
+  // offline session and as a retained value, last thing before the PUBACK;
+  // Aedes's own routing of it afterwards is then skipped (publishFrom).
+  // A message that could not be stored is refused: no PUBACK, the connection
+  // closes, and the publisher sends it again.
+  function ackAfterStore (client: Client, packet: PublishPacket, callback: (err: Error | null) => void): void {
+    publishFrom(packet, client, err => {
+      if (err !== null && err !== undefined) {
+        state.hooks.refused?.(client, `QoS 1 publish to ${JSON.stringify(packet.topic.slice(0, 100))} not stored (${err.message}); disconnected`)
+        callback(refuse('not stored'))
+        return
+      }
+      routedEarly.add(packet)
+      callback(null)
+    })
+  }
 
   // A reply taken by the fast lane (reply-tap.ts) gets what Aedes would give a
   // QoS 0 PUBLISH: the checks of handlePublish and of authorizePublish above,
@@ -246,7 +285,7 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
       return
     }
     const client = aedes.handle(conn, req)
-    keepEveryDelivery(client, aedes.id)
+    keepEveryDelivery(client, aedes.id, clustered)
     tapReplies(conn, () => readyForReplies(client), (topic, payload) => takeReply(client, topic, payload))
   }
 
@@ -278,7 +317,7 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
       })
     },
     publish (topic, payload, qos, retain, cb) {
-      if (qos === 0 && !retain && topic.startsWith(REQ_PREFIX)) {
+      if (qos === 0 && !retain && !clustered && topic.startsWith(REQ_PREFIX)) {
         queueRequest(topic, payload)
         cb(null)
         return
@@ -354,7 +393,9 @@ function noop (): void {}
  * client has seen at 0 turns that check off. Overlapping subscriptions may
  * then each get a copy, which [MQTT-3.3.5-1] allows ("MAY deliver further copies").
  */
-function keepEveryDelivery (client: Client, brokerId: string): void {
-  const seen = (client as unknown as { duplicates: Record<string, number> }).duplicates
-  Object.defineProperty(seen, brokerId, { get: () => 0, set: () => {}, configurable: true, enumerable: true })
+function keepEveryDelivery (client: Client, brokerId: string, anyBroker: boolean): void {
+  const internals = client as unknown as { duplicates: Record<string, number> }
+  // In a cluster the same race happens for messages from every other node, each counted by its own broker id.
+  if (anyBroker) internals.duplicates = new Proxy({}, { get: () => 0, set: () => true, deleteProperty: () => true })
+  else Object.defineProperty(internals.duplicates, brokerId, { get: () => 0, set: () => {}, configurable: true, enumerable: true })
 }

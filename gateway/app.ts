@@ -4,6 +4,7 @@ import { METHODS } from 'node:http'
 import type { Config } from './config.js'
 import { ERRORS, GatewayError, errorBody, type ErrorCode } from './errors.js'
 import brokerPlugin from './plugins/broker.js'
+import clusterPlugin from './plugins/cluster.js'
 import websocketPlugin from './plugins/websocket.js'
 import amqpPlugin from './plugins/amqp.js'
 import authPlugin from './plugins/auth.js'
@@ -90,6 +91,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     reply.code(404).send(errorBody('RTW_ROUTE_NOT_FOUND', `No route for ${req.method} ${req.url.split('?')[0]}`))
   })
 
+  await app.register(clusterPlugin)
   await app.register(brokerPlugin)
   // Before auth: a CORS preflight carries no token, and a refused Origin is answered first.
   await app.register(corsPlugin)

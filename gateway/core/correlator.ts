@@ -24,6 +24,19 @@ export interface CorrelatorOptions {
   maxInFlight: number
   /** How many of the latest ids to remember once settled, to tell late and duplicate replies from unknown ones. */
   recentSize?: number
+  /**
+   * What every id starts with: this node's id in a cluster [P-5.1], so that any
+   * node can tell which node waits for a reply. Random when not given.
+   */
+  prefix?: string
+}
+
+/** Length of a random id prefix (6 random bytes, base64url): a node id [P-5.1]. */
+export const ID_PREFIX_LENGTH = 8
+
+/** A fresh random node id, the prefix of every correlation id the node makes [P-5.1]. */
+export function randomIdPrefix (): string {
+  return randomBytes(6).toString('base64url')
 }
 
 const LATE = 1
@@ -41,8 +54,8 @@ const DUPLICATE = 2
  * pointers. The same goes for remembering settled ids: two typed arrays.
  */
 export class Correlator {
-  /** [P-5.1] Ids are unique per gateway process and unguessable across restarts. */
-  private readonly prefix = randomBytes(6).toString('base64url')
+  /** [P-5.1] Ids are unique per gateway process (per cluster when the prefix is a node id) and unguessable across restarts. */
+  readonly prefix: string
   private seq = 0
   private readonly slots: Array<Pending | undefined>
   private readonly mask: number
@@ -59,6 +72,7 @@ export class Correlator {
 
   constructor (opts: CorrelatorOptions) {
     this.maxInFlight = opts.maxInFlight
+    this.prefix = opts.prefix ?? randomIdPrefix()
     let size = 64
     while (size < Math.min(opts.maxInFlight, 16_384)) size *= 2
     this.slots = new Array<Pending | undefined>(size).fill(undefined)

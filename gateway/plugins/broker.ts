@@ -3,6 +3,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { createBroker, type Broker, type BrokerHooks } from '../../broker/broker.js'
+import { levelBackends, levelDir, memoryBackends, redisBackends, type BrokerBackends } from '../../broker/backends.js'
 import { Bridge } from '../core/bridge.js'
 import { INBOX_PREFIX, REQ_PREFIX, RES_PREFIX } from '../core/topics.js'
 import { LogLimiter } from '../log-limit.js'
@@ -23,17 +24,25 @@ declare module 'fastify' {
 
 async function brokerPlugin (app: FastifyInstance): Promise<void> {
   const config = app.config
+  const cluster = app.cluster
+  // Redis for a cluster; else LevelDB on disk with dataDir; else memory.
+  const backends: BrokerBackends = cluster !== null
+    ? redisBackends(cluster.link)
+    : config.dataDir !== '' ? await levelBackends(levelDir(config.dataDir)) : memoryBackends()
   const broker = await createBroker({
     topicLimits: { maxTopicLength: config.maxTopicLength, maxTopicLevels: config.maxTopicLevels },
-    tls: loadTls(config)
+    tls: loadTls(config),
+    backends
   })
   const bridge = new Bridge({
     requestQos: config.requestQos as 0 | 1,
     maxInFlight: config.maxInFlight,
     defaultTimeoutMs: config.requestTimeoutMs,
     maxTimeoutMs: config.maxTimeoutMs,
-    maxInFlightPerOwner: config.maxInFlightPerClient
-  }, broker, broker.subscriptions)
+    maxInFlightPerOwner: config.maxInFlightPerClient,
+    ...(cluster === null ? {} : { nodeId: cluster.id })
+  }, broker, broker.subscriptions, cluster ?? undefined)
+  await cluster?.start(broker.subscriptions, (topic, payload) => bridge.handleForwardedReply(topic, payload))
 
   const limited = new LogLimiter(app.log)
   bridge.onDrop = (reason, detail) => limited.warn(`reply-${reason}`, `dropped (${reason}): ${detail}`)
@@ -77,7 +86,11 @@ async function brokerPlugin (app: FastifyInstance): Promise<void> {
   app.decorate('broker', broker)
   app.decorate('bridge', bridge)
   app.addHook('onClose', async () => {
+    // Leave first, so the other nodes stop counting this node's responders.
+    await cluster?.leave()
     await broker.close()
+    await backends.close()
+    await cluster?.link.close()
   })
 }
 

@@ -10,6 +10,8 @@ export default async function healthRoutes (app: FastifyInstance): Promise<void>
     const checks: Record<string, string> = { broker: app.broker.aedes.closed ? 'closed' : 'ok' }
     // RabbitMQ, when configured: while it is away the gateway is degraded (queued services answer 503).
     if (app.amqp !== null) checks.amqp = app.amqp.conn.up ? 'ok' : app.amqp.conn.state
+    // Redis, in a cluster: while it is away the node serves its own clients only (docs/CLUSTER.md).
+    if (app.cluster !== null) checks.redis = app.cluster.link.state
     const degraded = Object.values(checks).some(c => c !== 'ok')
     if (draining || degraded) reply.code(503)
     return { status: draining ? 'draining' : degraded ? 'degraded' : 'ready', checks }
