@@ -94,7 +94,7 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
     concurrency: opts.concurrency ?? 1000,
     drainTimeout: opts.drainTimeoutMs ?? 10_000,
     // In a cluster, a node silent for three heartbeats is dead and a live one publishes its clients' wills.
-    heartbeatInterval: clustered ? 5_000 : 60_000,
+    heartbeatInterval: clustered ? 2_000 : 60_000,
     // A socket that sends no CONNECT is closed after this long (Aedes's default is 30 s), so idle floods cost little.
     connectTimeout: 10_000,
     authorizePublish (client, packet, callback) {

@@ -80,6 +80,11 @@ export class ClusterNode implements ClusterPort {
     this.heartbeat.unref()
   }
 
+  /** For /stats: this node, the live nodes it knows, and what it forwarded. */
+  stats (): { node: string, redis: string, nodes: string[], counters: ClusterCounters } {
+    return { node: this.id, redis: this.link.state, nodes: this.view.nodes, counters: { ...this.counters } }
+  }
+
   hasRemoteResponder (topic: string): boolean {
     return this.view.hasMatch(topic)
   }

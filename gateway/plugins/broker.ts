@@ -82,6 +82,9 @@ async function brokerPlugin (app: FastifyInstance): Promise<void> {
     if ((err as { alreadyLogged?: boolean }).alreadyLogged !== true) limited.warn('client-error', `client ${client.id}: ${err.message}`)
   })
   broker.aedes.on('connectionError', (_client, err) => limited.warn('connection-error', `connection: ${err.message}`))
+  // The broker's own failures (a will or an offline queue its store could not
+  // take, e.g. while Redis is away) are logged, not thrown: the node keeps serving.
+  ;(broker.aedes as unknown as NodeJS.EventEmitter).on('error', (err: Error) => limited.warn('broker-error', `broker: ${err.message}`))
 
   app.decorate('broker', broker)
   app.decorate('bridge', bridge)

@@ -28,7 +28,8 @@ export default async function healthRoutes (app: FastifyInstance): Promise<void>
       clients: app.broker.aedes.connectedClients,
       // What the MQTT limits refused or dropped (README "Limits").
       limits: app.limits.counters,
-      ...(app.amqp === null ? {} : { amqp: app.amqp.stats() })
+      ...(app.amqp === null ? {} : { amqp: app.amqp.stats() }),
+      ...(app.cluster === null ? {} : { cluster: app.cluster.stats() })
     }
   })
 }
