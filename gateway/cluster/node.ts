@@ -1,6 +1,6 @@
 // This gateway as one node of a cluster (docs/CLUSTER.md). It tells the other
-// nodes which request filters its responders hold [P-5.9], learns theirs, and
-// carries replies to the node whose caller waits for them [P-5.10]. Requests
+// nodes which request filters its responders hold [P-5.8], learns theirs, and
+// carries replies to the node whose caller waits for them [P-5.9]. Requests
 // and every other message travel through the broker's own routing
 // (mqemitter-redis); this is only what Aedes does not do.
 import type { Redis } from 'ioredis'
@@ -13,7 +13,7 @@ import type { RedisLink } from './redis-link.js'
 
 /** Snapshots are re-sent this often, so a lost message is repaired within it. */
 export const HEARTBEAT_MS = 1_000
-/** A node not heard from for this long is gone: its responders no longer count [P-5.9]. */
+/** A node not heard from for this long is gone: its responders no longer count [P-5.8]. */
 export const NODE_TTL_MS = 3 * HEARTBEAT_MS
 
 const SNAPSHOTS = 'rtw:responders'

@@ -55,11 +55,11 @@ export interface BridgeOptions {
  * Without one the gateway is a single node.
  */
 export interface ClusterPort {
-  /** True when a responder connected to another node holds a filter matching the topic [P-5.9]. */
+  /** True when a responder connected to another node holds a filter matching the topic [P-5.8]. */
   hasRemoteResponder: (topic: string) => boolean
   /**
    * Hands a reply this node accepted to the node whose caller waits for it,
-   * named by the id's prefix [P-5.10]. False when the id names no other live
+   * named by the id's prefix [P-5.9]. False when the id names no other live
    * node: the reply is then this node's to settle (or drop).
    */
   forwardReply: (id: string, topic: string, payload: Buffer) => boolean
@@ -219,7 +219,7 @@ export class Bridge {
   }
 
   /**
-   * [P-5.10] A reply that another node took from its responder and forwarded,
+   * [P-5.9] A reply that another node took from its responder and forwarded,
    * because this node's caller waits for it. That node made every check of the
    * client that published it; here it is settled as if it had arrived here.
    */
@@ -227,7 +227,7 @@ export class Bridge {
     this.handleReply(topic, payload, false)
   }
 
-  /** [P-5.10] A reply whose caller waits on another node goes to that node, which settles it as its own. */
+  /** [P-5.9] A reply whose caller waits on another node goes to that node, which settles it as its own. */
   private forwarded (id: string, topic: string, payload: Buffer): boolean {
     return this.cluster !== undefined && !id.startsWith(this.correlator.prefix) && this.cluster.forwardReply(id, topic, payload)
   }

@@ -1,6 +1,6 @@
 // What one node knows of the others in a cluster (docs/CLUSTER.md): which
 // request filters their connected responders hold, so that "no responder" is
-// still answered at once, from a cluster-wide view [P-5.9]. No I/O: the
+// still answered at once, from a cluster-wide view [P-5.8]. No I/O: the
 // cluster plugin feeds it the snapshots the nodes publish through Redis.
 import { SubscriptionIndex } from './subscriptions.js'
 import { ID_PREFIX_LENGTH } from './correlator.js'
@@ -23,7 +23,7 @@ export function isNodeId (s: string): boolean {
   return s.length === ID_PREFIX_LENGTH && NODE_ID.test(s)
 }
 
-/** The node a correlation id names [P-5.10]: its prefix, whoever made it. */
+/** The node a correlation id names [P-5.9]: its prefix, whoever made it. */
 export function nodeOfId (id: string): string {
   return id.slice(0, ID_PREFIX_LENGTH)
 }

@@ -28,7 +28,7 @@ export class SubscriptionIndex<Owner> {
   /**
    * Calls onChange when a filter starting with `prefix` gets its first owner
    * (held) or loses its last one: what a cluster tells the other nodes about
-   * its responders [P-5.9]. One watcher per index.
+   * its responders [P-5.8]. One watcher per index.
    */
   watch (prefix: string, onChange: (filter: string, held: boolean) => void): void {
     this.watched = { prefix, holders: new Map(), onChange }

@@ -1,7 +1,7 @@
 // Three gateway processes (dist/, free ports) on one real redis-server act as
 // one gateway (docs/CLUSTER.md): pub/sub across nodes once at the right QoS,
 // REST and MQTT-native calls answered by a responder on another node, ids
-// unique per cluster [P-5.1], the cluster-wide 404 [P-5.9], client id takeover,
+// unique per cluster [P-5.1], the cluster-wide 404 [P-5.8], client id takeover,
 // and a node killed with SIGKILL under load.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import mqtt, { type IConnackPacket, type MqttClient } from 'mqtt'
@@ -110,7 +110,7 @@ describe('a cluster of three gateways on one Redis', () => {
     expect(ids.filter(id => id.startsWith(sa?.cluster.node ?? '?'))).toHaveLength(10)
     expect(ids.filter(id => id.startsWith(sc?.cluster.node ?? '?'))).toHaveLength(10)
     expect(new Set(ids).size).toBe(20)
-    // B took the replies from its responder and forwarded them [P-5.10].
+    // B took the replies from its responder and forwarded them [P-5.9].
     expect(sb?.cluster.counters.repliesForwarded).toBeGreaterThanOrEqual(20)
   })
 
@@ -127,7 +127,7 @@ describe('a cluster of three gateways on one Redis', () => {
     expect(got).toMatchObject({ id: 'q1', status: 200, body: 'native:from C' })
   })
 
-  it('answers 404 at once when no node has a responder, and sees one join and leave on any node within the bound [P-5.9]', async () => {
+  it('answers 404 at once when no node has a responder, and sees one join and leave on any node within the bound [P-5.8]', async () => {
     for (const n of [a, b, c]) {
       const res = await call(n, 'late')
       expect(res.status).toBe(404)

@@ -1,4 +1,4 @@
-// The cluster-wide view of responders [P-5.9] and the node ids in correlation ids [P-5.10].
+// The cluster-wide view of responders [P-5.8] and the node ids in correlation ids [P-5.9].
 import { describe, expect, it } from 'vitest'
 import { ClusterView, decodeSnapshot, encodeSnapshot, isNodeId, nodeOfId } from '../../gateway/core/cluster-view.js'
 import { Correlator, randomIdPrefix } from '../../gateway/core/correlator.js'
