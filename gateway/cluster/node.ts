@@ -4,11 +4,11 @@
 // and every other message travel through the broker's own routing
 // (mqemitter-redis); this is only what Aedes does not do.
 import type { Redis } from 'ioredis'
-import { ClusterView, decodeSnapshot, encodeSnapshot, isNodeId, nodeOfId } from '../core/cluster-view.js'
-import { randomIdPrefix } from '../core/correlator.js'
-import type { ClusterPort } from '../core/bridge.js'
-import type { SubscriptionIndex } from '../core/subscriptions.js'
-import { REQ_PREFIX } from '../core/topics.js'
+import { ClusterView, decodeSnapshot, encodeSnapshot, isNodeId, nodeOfId } from '../../core/cluster-view.js'
+import { randomNodeId } from '../../core/correlator.js'
+import type { ClusterPort } from '../../core/bridge.js'
+import type { SubscriptionIndex } from '../../core/subscriptions.js'
+import { REQ_PREFIX } from '../../core/topics.js'
 import type { RedisLink } from './redis-link.js'
 
 /** Snapshots are re-sent this often, so a lost message is repaired within it. */
@@ -59,7 +59,7 @@ export class ClusterNode implements ClusterPort {
   /** Joins the cluster under a node id no live node holds [P-5.1]. */
   static async join (link: RedisLink): Promise<ClusterNode> {
     for (;;) {
-      const id = randomIdPrefix()
+      const id = randomNodeId()
       // NX: a clash with a live node (48 random bits) picks another id rather than share its replies.
       if (await link.db.set(nodeKey(id), String(process.pid), 'PX', NODE_TTL_MS, 'NX') === 'OK') return new ClusterNode(id, link)
     }

@@ -12,6 +12,8 @@ export default async function healthRoutes (app: FastifyInstance): Promise<void>
     if (app.amqp !== null) checks.amqp = app.amqp.conn.up ? 'ok' : app.amqp.conn.state
     // Redis, in a cluster: while it is away the node serves its own clients only (docs/CLUSTER.md).
     if (app.cluster !== null) checks.redis = app.cluster.link.state
+    // The gateway's state store (plugins/state.ts), when it is a server: idempotent calls need it [P-13.9].
+    if (app.state.kind === 'redis') checks.state = app.state.healthy ? 'ok' : 'unreachable'
     const degraded = Object.values(checks).some(c => c !== 'ok')
     if (draining || degraded) reply.code(503)
     return { status: draining ? 'draining' : degraded ? 'degraded' : 'ready', checks }
@@ -28,6 +30,7 @@ export default async function healthRoutes (app: FastifyInstance): Promise<void>
       clients: app.broker.aedes.connectedClients,
       // What the MQTT limits refused or dropped (README "Limits").
       limits: app.limits.counters,
+      idempotency: { ...app.idempotency.counters, store: app.state.kind, ...app.idempotency.kv.stats() },
       ...(app.amqp === null ? {} : { amqp: app.amqp.stats() }),
       ...(app.cluster === null ? {} : { cluster: app.cluster.stats() })
     }

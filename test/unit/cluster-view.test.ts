@@ -1,8 +1,8 @@
 // The cluster-wide view of responders [P-5.8] and the node ids in correlation ids [P-5.9].
 import { describe, expect, it } from 'vitest'
-import { ClusterView, decodeSnapshot, encodeSnapshot, isNodeId, nodeOfId } from '../../gateway/core/cluster-view.js'
-import { Correlator, randomIdPrefix } from '../../gateway/core/correlator.js'
-import { SubscriptionIndex } from '../../gateway/core/subscriptions.js'
+import { ClusterView, decodeSnapshot, encodeSnapshot, isNodeId, nodeOfId } from '../../core/cluster-view.js'
+import { Correlator, randomNodeId } from '../../core/correlator.js'
+import { SubscriptionIndex } from '../../core/subscriptions.js'
 
 const A = 'nodeAAAA'
 const B = 'nodeBBBB'
@@ -73,13 +73,13 @@ describe('snapshots on the wire', () => {
 
 describe('node ids in correlation ids [P-5.1]', () => {
   it('every id a node makes starts with its node id, and names it', () => {
-    const node = randomIdPrefix()
+    const node = randomNodeId()
     expect(isNodeId(node)).toBe(true)
     const c = new Correlator({ maxInFlight: 10, prefix: node })
     const ids = [c.nextId(), c.nextId(), c.nextId()]
     for (const id of ids) expect(nodeOfId(id)).toBe(node)
     expect(new Set(ids).size).toBe(3)
-    expect(randomIdPrefix()).not.toBe(node)
+    expect(randomNodeId()).not.toBe(node)
   })
 })
 

@@ -3,7 +3,7 @@
 // still answered at once, from a cluster-wide view [P-5.8]. No I/O: the
 // cluster plugin feeds it the snapshots the nodes publish through Redis.
 import { SubscriptionIndex } from './subscriptions.js'
-import { ID_PREFIX_LENGTH } from './correlator.js'
+import { NODE_ID_LENGTH } from './correlator.js'
 
 /** One node's responders, as it publishes them on every change and every heartbeat. */
 export interface NodeSnapshot {
@@ -20,12 +20,12 @@ const NODE_ID = /^[A-Za-z0-9_-]+$/
 
 /** True for a node id as nodes make them: a correlation-id prefix [P-5.1]. */
 export function isNodeId (s: string): boolean {
-  return s.length === ID_PREFIX_LENGTH && NODE_ID.test(s)
+  return s.length === NODE_ID_LENGTH && NODE_ID.test(s)
 }
 
 /** The node a correlation id names [P-5.9]: its prefix, whoever made it. */
 export function nodeOfId (id: string): string {
-  return id.slice(0, ID_PREFIX_LENGTH)
+  return id.slice(0, NODE_ID_LENGTH)
 }
 
 export function encodeSnapshot (s: NodeSnapshot): string {
