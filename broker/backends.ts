@@ -75,6 +75,9 @@ export function redisBackends (redis: BrokerRedis): BrokerBackends {
   const mq = MQEmitterRedis({ pubConn: redis.pub, subConn: redis.sub }) as unknown as LocalEmit & { emit: LocalEmit['_emit'] }
   // mqemitter-redis keeps MQEmitter's own, local emit as _emit (mqemitter-redis.js).
   if (typeof mq._emit !== 'function') throw new Error('mqemitter-redis has no _emit: this version is not supported')
+  // Its connection errors are the link's, already logged by its owner (gateway/cluster/redis-link.ts);
+  // an 'error' event with no listener would end the process.
+  mq.state.on('error', () => {})
   const viaRedis = mq.emit.bind(mq)
   const local = mq._emit.bind(mq)
   mq.emit = (msg, done) => {
@@ -92,4 +95,5 @@ export function redisBackends (redis: BrokerRedis): BrokerBackends {
 
 interface LocalEmit {
   _emit: (msg: { topic: string }, done?: (err?: Error) => void) => void
+  state: { on: (event: 'error', fn: (err: Error) => void) => void }
 }

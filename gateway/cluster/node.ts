@@ -17,6 +17,7 @@ export const HEARTBEAT_MS = 1_000
 export const NODE_TTL_MS = 3 * HEARTBEAT_MS
 
 const SNAPSHOTS = 'rtw:responders'
+const CLUSTER_ID = 'rtw:cluster:id'
 const nodeKey = (id: string): string => `rtw:node:${id}`
 const replyChannel = (id: string): string => `rtw:reply:${id}`
 
@@ -52,16 +53,19 @@ export class ClusterNode implements ClusterPort {
   private pending = false
   private closed = false
 
-  private constructor (readonly id: string, readonly link: RedisLink) {
+  private constructor (readonly id: string, readonly clusterId: string, readonly link: RedisLink) {
     this.view = new ClusterView(id, NODE_TTL_MS)
   }
 
   /** Joins the cluster under a node id no live node holds [P-5.1]. */
   static async join (link: RedisLink): Promise<ClusterNode> {
+    // The cluster's own id, made by its first node: what its nodes share (the AMQP bridge's origin, docs/CLUSTER.md §5).
+    await link.db.set(CLUSTER_ID, randomNodeId(), 'NX')
+    const clusterId = await link.db.get(CLUSTER_ID) as string
     for (;;) {
       const id = randomNodeId()
       // NX: a clash with a live node (48 random bits) picks another id rather than share its replies.
-      if (await link.db.set(nodeKey(id), String(process.pid), 'PX', NODE_TTL_MS, 'NX') === 'OK') return new ClusterNode(id, link)
+      if (await link.db.set(nodeKey(id), String(process.pid), 'PX', NODE_TTL_MS, 'NX') === 'OK') return new ClusterNode(id, clusterId, link)
     }
   }
 
@@ -147,6 +151,8 @@ export class ClusterNode implements ClusterPort {
   private beat (): void {
     if (!this.link.up) return
     this.link.db.set(nodeKey(this.id), String(process.pid), 'PX', NODE_TTL_MS).catch(() => {})
+    // Puts the cluster's id back should Redis have restarted empty, so that a node joining then gets the same one.
+    this.link.db.set(CLUSTER_ID, this.clusterId, 'NX').catch(() => {})
     this.sendSnapshot()
     this.counters.nodesExpired += this.view.prune(Date.now()).length
   }

@@ -1,6 +1,8 @@
 // Gateway processes from dist/ (as pm2 runs them) on free ports: the nodes of
 // the cluster and durability tests. Each can be killed with SIGKILL and started
 // again on the same ports and directory.
+import type { MqttClient } from 'mqtt'
+import { connectClient, subscribe } from './mqtt.js'
 import { freePort } from './ports.js'
 import { startProcess, type TestProcess } from './processes.js'
 import { waitFor } from './wait.js'
@@ -75,4 +77,22 @@ export function echoServer (urls: string[], env: Record<string, string> = {}): T
 export async function serviceAnswers (node: GatewayNode, service = 'echo', timeoutMs = 15_000): Promise<void> {
   await waitFor(async () => (await fetch(`${node.httpUrl}/api/${service}/ping?timeout=2`, { method: 'POST', body: 'ping' })).status === 200,
     { timeoutMs, intervalMs: 50, what: `${service} to answer on ${node.httpUrl}` })
+}
+
+/** A REST call to a service on a node, with its timeout in seconds. */
+export async function callService (node: GatewayNode, service: string, body = 'hi', timeoutS = 5): Promise<Response> {
+  return await fetch(`${node.httpUrl}/api/${service}/p?timeout=${timeoutS}`, { method: 'POST', body, headers: { 'content-type': 'text/plain' } })
+}
+
+/** A responder that answers every request with `<service>:<body>` on its $rid reply topic, and records the envelope ids it was sent. */
+export async function responder (url: string, service: string): Promise<{ client: MqttClient, ids: string[] }> {
+  const client = await connectClient(url)
+  const ids: string[] = []
+  client.on('message', (_topic, payload) => {
+    const env = JSON.parse(payload.toString()) as { id: string, replyTo: string, body?: string }
+    ids.push(env.id)
+    client.publish(env.replyTo, JSON.stringify({ id: env.id, status: 200, body: `${service}:${env.body ?? ''}` }))
+  })
+  await subscribe(client, `$req/${service}/#`, 1)
+  return { client, ids }
 }

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import mqtt, { type IConnackPacket, type MqttClient } from 'mqtt'
 import { connectClient, nextMessage, subscribe } from '../helpers/mqtt.js'
 import { startRedis, type TestRedis } from '../helpers/redis.js'
-import { echoServer, gatewayNode, serviceAnswers, type GatewayNode } from '../helpers/nodes.js'
+import { callService as call, echoServer, gatewayNode, responder, serviceAnswers, type GatewayNode } from '../helpers/nodes.js'
 import type { TestProcess } from '../helpers/processes.js'
 import { waitFor } from '../helpers/wait.js'
 import { HEARTBEAT_MS, NODE_TTL_MS } from '../../gateway/cluster/node.js'
@@ -19,23 +19,6 @@ interface Stats { cluster: { node: string, nodes: string[], counters: { repliesF
 
 async function stats (node: GatewayNode): Promise<Stats> {
   return await (await fetch(`${node.httpUrl}/stats`)).json() as Stats
-}
-
-async function call (node: GatewayNode, service: string, body = 'hi', timeoutS = 5): Promise<Response> {
-  return await fetch(`${node.httpUrl}/api/${service}/p?timeout=${timeoutS}`, { method: 'POST', body, headers: { 'content-type': 'text/plain' } })
-}
-
-/** A responder that answers every request on its $rid reply topic and records the envelope ids it was sent. */
-async function responder (url: string, service: string): Promise<{ client: MqttClient, ids: string[] }> {
-  const client = await connectClient(url)
-  const ids: string[] = []
-  client.on('message', (_topic, payload) => {
-    const env = JSON.parse(payload.toString()) as { id: string, replyTo: string, body?: string }
-    ids.push(env.id)
-    client.publish(env.replyTo, JSON.stringify({ id: env.id, status: 200, body: `${service}:${env.body ?? ''}` }))
-  })
-  await subscribe(client, `$req/${service}/#`, 1)
-  return { client, ids }
 }
 
 describe('a cluster of three gateways on one Redis', () => {
