@@ -11,6 +11,8 @@ import apiRoutes from './routes/api.js'
 import publishRoutes from './routes/publish.js'
 import healthRoutes from './routes/health.js'
 import staticPlugin from './plugins/static.js'
+import docsPlugin from './plugins/docs.js'
+import metricsPlugin from './plugins/metrics.js'
 import { LogLimiter } from './log-limit.js'
 import limitsPlugin from './plugins/limits.js'
 import corsPlugin from './plugins/cors.js'
@@ -18,8 +20,21 @@ import { clientErrorHandler } from './client-error.js'
 import { loadTls } from './tls.js'
 import { compileTrust } from './core/client-address.js'
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    registeredRoutes: ReadonlyArray<{ method: string, url: string }>
+  }
+}
+
 export interface BuildOptions {
   logger?: FastifyServerOptions['logger']
+}
+
+/** The logger of a config: JSON lines, or pino-pretty's coloured lines for a person at a terminal. */
+export function loggerOptions (config: Config, pretty: boolean): FastifyServerOptions['logger'] {
+  if (config.logLevel === 'silent') return false
+  if (!pretty) return { level: config.logLevel }
+  return { level: config.logLevel, transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } } }
 }
 
 /** Fastify's own errors, as the codes of our table. */
@@ -42,7 +57,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     ...({ https: loadTls(config) ?? null } as object),
     // 400/408/431 from Node's HTTP parser, in our error shape.
     clientErrorHandler: clientErrorHandler(),
-    logger: opts.logger ?? (config.logLevel === 'silent' ? false : { level: config.logLevel }),
+    logger: opts.logger ?? loggerOptions(config, config.logPretty),
     bodyLimit: config.bodyLimit,
     // req.ip (per-address limits, logs) comes from X-Forwarded-For only when the
     // socket's peer is one of trustedProxies; X-Forwarded-Host/-Proto then feed
@@ -66,6 +81,12 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   })
   app.decorate('config', config)
   app.decorate('trust', trust)
+  // Every route as registered, for the test that keeps openapi.yaml complete (test/integration/docs.test.ts).
+  const routes: Array<{ method: string, url: string }> = []
+  app.decorate('registeredRoutes', routes)
+  app.addHook('onRoute', r => {
+    for (const method of Array.isArray(r.method) ? r.method : [r.method]) routes.push({ method, url: r.url })
+  })
 
   // The bridge takes any method a client can send [P-2.1]; CONNECT is a proxy verb, not a request.
   for (const m of METHODS) {
@@ -97,9 +118,11 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   await app.register(limitsPlugin)
   await app.register(websocketPlugin)
   await app.register(amqpPlugin)
+  await app.register(metricsPlugin)
   await app.register(apiRoutes)
   await app.register(publishRoutes)
   await app.register(healthRoutes)
   await app.register(staticPlugin)
+  await app.register(docsPlugin)
   return app
 }
