@@ -2,7 +2,7 @@
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify'
 import { METHODS } from 'node:http'
 import type { Config } from './config.js'
-import { ERRORS, GatewayError, errorBody, type ErrorCode } from './errors.js'
+import { ERRORS, GatewayError, errorBody, type ErrorCode } from '../core/errors.js'
 import brokerPlugin from './plugins/broker.js'
 import websocketPlugin from './plugins/websocket.js'
 import amqpPlugin from './plugins/amqp.js'
@@ -18,7 +18,8 @@ import limitsPlugin from './plugins/limits.js'
 import corsPlugin from './plugins/cors.js'
 import { clientErrorHandler } from './client-error.js'
 import { loadTls } from './tls.js'
-import { compileTrust } from './core/client-address.js'
+import { compileTrust } from '../core/client-address.js'
+import { brokerPipeline } from './pipeline.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -87,6 +88,8 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   app.addHook('onRoute', r => {
     for (const method of Array.isArray(r.method) ? r.method : [r.method]) routes.push({ method, url: r.url })
   })
+  // Each plugin puts its broker stage here; brokerPipeline() orders them.
+  app.decorate('stages', {})
 
   // The bridge takes any method a client can send [P-2.1]; CONNECT is a proxy verb, not a request.
   for (const m of METHODS) {
@@ -124,5 +127,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   await app.register(healthRoutes)
   await app.register(staticPlugin)
   await app.register(docsPlugin)
+  // Every plugin has put its stage in app.stages by now; nothing listens yet.
+  app.broker.use(brokerPipeline(app.stages))
   return app
 }

@@ -3,7 +3,7 @@
 // once and frozen; a bad value stops start-up with a message naming its source.
 import { readFileSync, statSync } from 'node:fs'
 import { parseApiKeys, type ApiKey } from './auth/api-keys.js'
-import { parseTrustedProxies } from './core/client-address.js'
+import { parseTrustedProxies } from '../core/client-address.js'
 
 type Kind = 'string' | 'optional' | 'port' | 'int' | 'qos' | 'level' | 'bool' | 'addresses'
 
@@ -57,10 +57,12 @@ export const CONFIG_FIELDS = {
   amqpBridgeIn: { kind: 'optional', env: 'RTW_AMQP_BRIDGE_IN', flag: '--amqp-bridge-in', default: '#', doc: 'Comma list of MQTT filters: messages on amqpExchange whose routing key maps into them are delivered to MQTT; empty turns it off' },
   amqpReconnectMaxMs: { kind: 'int', env: 'RTW_AMQP_RECONNECT_MAX_MS', flag: '--amqp-reconnect-max-ms', default: 5_000, min: 100, doc: 'Longest wait between RabbitMQ reconnect attempts (exponential backoff with jitter, from 100 ms)' },
   asyncResultTtlMs: { kind: 'int', env: 'RTW_ASYNC_RESULT_TTL_MS', flag: '--async-result-ttl-ms', default: 600_000, min: 1, doc: 'How long the result of a respond-async request to a queued service stays readable at /requests/<handle>' },
+  asyncResultMaxBytes: { kind: 'int', env: 'RTW_ASYNC_RESULT_MAX_BYTES', flag: '--async-result-max-bytes', default: 67_108_864, min: 1024, doc: 'Memory for stored async results; past it the oldest are dropped early' },
+  dataDir: { kind: 'optional', env: 'RTW_DATA_DIR', flag: '--data-dir', default: '', doc: 'Directory for state that survives a restart (LevelDB): retained messages, persistent sessions and wills in <dataDir>/broker, gateway state in <dataDir>/gateway; empty = memory only, the Mosquitto default. With redisUrl the broker keeps its state in Redis instead' },
+  redisUrl: { kind: 'optional', env: 'RTW_REDIS_URL', flag: '--redis-url', default: '', doc: 'Redis URL (redis://[user:pass@]host:6379[/db], rediss:// for TLS): joins this node to a cluster of gateways sharing that Redis (docs/CLUSTER.md); empty = a single node' },
   sysIntervalS: { kind: 'int', env: 'RTW_SYS_INTERVAL_S', flag: '--sys-interval-s', default: 10, min: 0, doc: 'Seconds between the $SYS/broker/… and $SYS/rtw/… updates (retained, as Mosquitto publishes them); 0 turns them off' },
   metricsMaxServices: { kind: 'int', env: 'RTW_METRICS_MAX_SERVICES', flag: '--metrics-max-services', default: 100, min: 1, doc: 'Distinct service names that get their own service label in /metrics; later ones are counted as service="other"' },
-  staticDir: { kind: 'optional', env: 'RTW_STATIC_DIR', flag: '--static-dir', default: '', doc: 'Directory of your own files, served at / (index.html for a directory); the demo page stays at /demo/' },
-  asyncResultMaxBytes: { kind: 'int', env: 'RTW_ASYNC_RESULT_MAX_BYTES', flag: '--async-result-max-bytes', default: 67_108_864, min: 1024, doc: 'Memory for stored async results; past it the oldest are dropped early' }
+  staticDir: { kind: 'optional', env: 'RTW_STATIC_DIR', flag: '--static-dir', default: '', doc: 'Directory of your own files, served at / (index.html for a directory); the demo page stays at /demo/' }
 } as const satisfies Record<string, Field>
 
 type Fields = typeof CONFIG_FIELDS
@@ -277,6 +279,7 @@ export function loadConfig (sources: ConfigSources = {}): LoadedConfig {
   if (config.staticDir !== '' && statSync(config.staticDir, { throwIfNoEntry: false })?.isDirectory() !== true) {
     throw new ConfigError(`staticDir ${config.staticDir} is not a directory`)
   }
+  if (config.redisUrl !== '' && !/^rediss?:\/\/[^/]/.test(config.redisUrl)) throw new ConfigError(`redisUrl must be a redis:// or rediss:// URL (got ${JSON.stringify(config.redisUrl)})`)
   Object.freeze(config)
   // [P-11.9] a bad key file stops start-up here, like any other bad value.
   apiKeysOf(config)

@@ -4,9 +4,9 @@
 // GET /requests/<handle>, and published retained on $result/<handle>.
 // `timeout=0` stays fire-and-forget [P-2.5], also answered only once confirmed.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { Call } from '../core/bridge.js'
-import type { Outcome } from '../core/correlator.js'
-import { ERRORS, GatewayError, errorBody } from '../errors.js'
+import type { Call } from '../../core/bridge.js'
+import type { Outcome } from '../../core/correlator.js'
+import { ERRORS, GatewayError, errorBody } from '../../core/errors.js'
 import { RESULT_PATH_PREFIX, resultTopic } from './results.js'
 
 /** True when this call goes to RabbitMQ and should not wait: the caller of callQueuedAsync handles it. */

@@ -3,7 +3,7 @@
 // replies come back on this gateway node's reply queue, correlated by the
 // AMQP correlationId, which is the request id.
 import type { ConfirmChannel, ConsumeMessage, Options } from 'amqplib'
-import type { Bridge, QueuedRequest, RequestQueue } from '../core/bridge.js'
+import type { Bridge, QueuedRequest, RequestQueue } from '../../core/bridge.js'
 import type { AmqpConnection } from './connection.js'
 import { TOPIC_HEADER, declareReplyQueue, declareRequestQueue, replyQueueName, requestQueueName } from './topology.js'
 import { ackSafely, rejectSafely } from './acks.js'

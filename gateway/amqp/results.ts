@@ -3,9 +3,9 @@
 // once as a retained MQTT message on $result/<handle> so a browser can wait
 // for it without polling. No I/O of its own: publishing goes through a callback.
 import { randomBytes } from 'node:crypto'
-import type { Outcome } from '../core/correlator.js'
-import { encodeCallerReply, type Reply } from '../core/envelope.js'
-import { ERRORS, errorBody } from '../errors.js'
+import type { Outcome } from '../../core/correlator.js'
+import { encodeCallerReply, type Reply } from '../../core/envelope.js'
+import { ERRORS, errorBody } from '../../core/errors.js'
 
 export const RESULT_TOPIC_PREFIX = '$result/'
 export const RESULT_PATH_PREFIX = '/requests/'

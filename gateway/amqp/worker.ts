@@ -6,7 +6,7 @@
 // a lost request. Redeliveries of a request this worker already handled are
 // answered from a cache of recent replies instead of being processed again.
 import type { ConfirmChannel, ConsumeMessage } from 'amqplib'
-import type { RequestEnvelope } from '../core/envelope.js'
+import type { RequestEnvelope } from '../../core/envelope.js'
 import { AmqpConnection, type AmqpLog } from './connection.js'
 import { TOPIC_HEADER, declareDeadLetter, declareRequestQueue } from './topology.js'
 import { ackSafely, rejectSafely } from './acks.js'

@@ -4,7 +4,7 @@
 // broker's) are read when asked, through sources registered here; only the
 // per-request counter and histogram are kept by prom-client itself.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import type { CallTransport, RequestObserver } from '../core/bridge.js'
+import type { CallTransport, RequestObserver } from '../../core/bridge.js'
 
 /** Seconds; 0.1 ms to 60 s, the longest timeout a caller may ask for. */
 export const DURATION_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]

@@ -11,8 +11,8 @@ import { Socket } from 'node:net'
 import { Metrics } from '../metrics/registry.js'
 import { authEnabled } from '../config.js'
 import { createVerifier } from '../auth/tokens.js'
-import { compileGrants } from '../core/grants.js'
-import { errorBody } from '../errors.js'
+import { compileGrants } from '../../core/grants.js'
+import { errorBody } from '../../core/errors.js'
 import { LogLimiter } from '../log-limit.js'
 
 declare module 'fastify' {
@@ -37,9 +37,10 @@ async function metricsPlugin (app: FastifyInstance): Promise<void> {
   metrics.addConnectionSource('ws', () => open.ws.size)
   metrics.setSubscriptionSource(() => broker.subscriptions.filterCount)
   metrics.setInFlightSource(() => bridge.correlator.size)
-  // The reasons /stats counts: replies the correlator dropped, and publishes over publishRate.
+  // Replies the correlator dropped, publishes over publishRate, and MQTT callers' unusable requests.
   metrics.addDropSource(() => bridge.correlator.dropped)
-  metrics.addDropSource(() => ({ 'publish-rate': limits.counters.publishesDropped }))
+  metrics.addDropSource(() => ({ 'publish-rate': limits.counters.publishesDropped, 'bad-request': bridge.badRequests }))
+  metrics.setMessageSource(() => broker.counters)
   const amqp = app.amqp
   if (amqp !== null) metrics.registerUp('amqp', () => amqp.conn.up)
   app.decorate('metrics', metrics)

@@ -8,8 +8,8 @@ import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer } from 'ws'
 import { webSocketDuplex } from '../../broker/ws-stream.js'
-import { originAllowed, parseOriginPolicy } from '../core/origins.js'
-import { errorBody, ERRORS, type ErrorCode } from '../errors.js'
+import { originAllowed, parseOriginPolicy } from '../../core/origins.js'
+import { errorBody, ERRORS, type ErrorCode } from '../../core/errors.js'
 import { LogLimiter } from '../log-limit.js'
 
 // MQTT-over-WebSocket subprotocol names, newest first [MQTT-6.0.0-3].

@@ -50,7 +50,7 @@ describe('/metrics', () => {
     expect(m.types.get('nodejs_eventloop_lag_seconds')).toBe('gauge')
     // Not configured: RabbitMQ is not up.
     expect(m.value('rtw_amqp_up')).toBe(0)
-    for (const reason of ['late', 'duplicate', 'unknown', 'retained', 'undecodable', 'wrong-service', 'publish-rate']) {
+    for (const reason of ['late', 'duplicate', 'unknown', 'retained', 'undecodable', 'wrong-service', 'publish-rate', 'bad-request']) {
       expect(m.value('rtw_messages_dropped_total', { reason }), reason).toBeDefined()
     }
   })
@@ -106,6 +106,34 @@ describe('/metrics', () => {
       await ws.endAsync()
     }
     await waitFor(async () => (await scrape(gw.httpUrl)).value('rtw_connections', { transport: 'ws' }) === before.value('rtw_connections', { transport: 'ws' }), { what: 'the ws connection to be gone' })
+  })
+
+  it('counts PUBLISH packets received and sent by QoS', async () => {
+    const sub = await connectClient(gw.mqttUrl)
+    const pub = await connectClient(gw.wsUrl)
+    try {
+      await subscribe(sub, 'count/#', 1)
+      const before = await scrape(gw.httpUrl)
+      const got = new Promise<void>(resolve => {
+        let n = 0
+        sub.on('message', () => { if (++n === 3) resolve() })
+      })
+      await pub.publishAsync('count/a', 'x', { qos: 0 })
+      await pub.publishAsync('count/b', 'x', { qos: 1 })
+      await pub.publishAsync('count/c', 'x', { qos: 1 })
+      await got
+      const m = await scrape(gw.httpUrl)
+      const delta = (name: string, qos: string): number => (m.value(name, { qos }) ?? 0) - (before.value(name, { qos }) ?? 0)
+      expect(delta('rtw_messages_received_total', '0')).toBe(1)
+      expect(delta('rtw_messages_received_total', '1')).toBe(2)
+      expect(delta('rtw_messages_sent_total', '0')).toBe(1)
+      expect(delta('rtw_messages_sent_total', '1')).toBe(2)
+      const stats = await (await fetch(`${gw.httpUrl}/stats`)).json() as { messages: { received: number[], sent: number[] } }
+      expect(stats.messages.received[1]).toBe(m.value('rtw_messages_received_total', { qos: '1' }))
+    } finally {
+      await sub.endAsync()
+      await pub.endAsync()
+    }
   })
 
   it('counts dropped replies by reason, the numbers /stats shows', async () => {

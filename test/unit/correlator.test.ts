@@ -1,6 +1,6 @@
-// Pending requests by correlation id (gateway/core/correlator.ts): first outcome wins.
+// Pending requests by correlation id (core/correlator.ts): first outcome wins.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { Correlator, type Outcome } from '../../gateway/core/correlator.js'
+import { Correlator, type Outcome } from '../../core/correlator.js'
 
 const ok = (body: string): Outcome => ({ kind: 'reply', reply: { id: undefined, status: 200, headers: {}, body } })
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { compileGrants, filterCovers } from '../../gateway/core/grants.js'
+import { compileGrants, filterCovers } from '../../core/grants.js'
 import { mayPublishWith, maySubscribeWith } from '../../gateway/plugins/auth.js'
 
 describe('filterCovers', () => {

@@ -1,5 +1,5 @@
 // One error type for everything request(), publish() and subscribe() can fail
-// with: the gateway's own codes (gateway/errors.ts, PROTOCOL.md §6) and the
+// with: the gateway's own codes (core/errors.ts, PROTOCOL.md §6) and the
 // client's, which all start with RTW_CLIENT_.
 
 /** Codes the gateway answers with; test/unit/web-client-errors.test.ts keeps this list in sync. */

@@ -7,7 +7,7 @@ import {
   type Headers, type Reply, type RequestEnvelope
 } from './envelope.js'
 import { isOwnInbox, parseReplyTopic, parseRequestTopic, replyTopic, requestTopic } from './topics.js'
-import { ERRORS, errorBody, type ErrorCode } from '../errors.js'
+import { ERRORS, errorBody, type ErrorCode } from './errors.js'
 import type { SubscriptionIndex } from './subscriptions.js'
 
 export interface BrokerPort {
@@ -88,6 +88,8 @@ export class Bridge {
   onDrop: DropListener = () => {}
   /** Set by the metrics plugin. */
   observer: RequestObserver = IGNORE
+  /** MQTT callers' requests dropped because their envelope could not be used [P-4.5]. */
+  badRequests = 0
   /** Set by the AMQP plugin when RabbitMQ is configured. */
   queue: RequestQueue | undefined
   private readonly inFlightByOwner = new Map<string, number>()
@@ -229,6 +231,7 @@ export class Bridge {
     const target = parseRequestTopic(topic)
     const decoded = decodeCallerRequest(payload)
     if (!decoded.ok) {
+      this.badRequests++
       this.onDrop('bad-request', `${clientId} ${topic}: ${decoded.reason}`)
       if (decoded.id !== undefined && decoded.replyTo !== undefined && isOwnInbox(decoded.replyTo, clientId)) {
         this.answerCaller(decoded.replyTo, decoded.id, 'RTW_BAD_REQUEST', decoded.reason)
@@ -238,6 +241,7 @@ export class Bridge {
     const req = decoded.request
     // [P-4.3] replies go only to the caller's own inbox.
     if (!isOwnInbox(req.replyTo, clientId)) {
+      this.badRequests++
       this.onDrop('bad-request', `${clientId} ${topic}: replyTo ${req.replyTo} is not $inbox/${clientId}/…`)
       return null
     }

@@ -3,7 +3,7 @@
 // No I/O: the only side effect is a timer per pending request.
 import { randomBytes } from 'node:crypto'
 import type { Reply } from './envelope.js'
-import type { ErrorCode } from '../errors.js'
+import type { ErrorCode } from './errors.js'
 
 export type Outcome =
   | { kind: 'reply', reply: Reply }
