@@ -13,6 +13,7 @@ import healthRoutes from './routes/health.js'
 import staticPlugin from './plugins/static.js'
 import docsPlugin from './plugins/docs.js'
 import metricsPlugin from './plugins/metrics.js'
+import sysPlugin from './plugins/sys.js'
 import { LogLimiter } from './log-limit.js'
 import limitsPlugin from './plugins/limits.js'
 import corsPlugin from './plugins/cors.js'
@@ -122,6 +123,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   await app.register(websocketPlugin)
   await app.register(amqpPlugin)
   await app.register(metricsPlugin)
+  await app.register(sysPlugin)
   await app.register(apiRoutes)
   await app.register(publishRoutes)
   await app.register(healthRoutes)

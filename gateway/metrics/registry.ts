@@ -5,6 +5,7 @@
 // per-request counter and histogram are kept by prom-client itself.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { CallTransport, RequestObserver } from '../../core/bridge.js'
+import type { Reading } from './sys-topics.js'
 
 /** Seconds; 0.1 ms to 60 s, the longest timeout a caller may ask for. */
 export const DURATION_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
@@ -165,6 +166,26 @@ export class Metrics implements RequestObserver {
   }
 
   messages (): MessageCounts { return this.messageSource() }
+
+  /** Every number at once, for $SYS and the dashboard; clients is the MQTT clients' count. */
+  async reading (clients: number): Promise<Reading> {
+    const sum = (a: readonly number[]): number => a.reduce((x, y) => x + y, 0)
+    const m = this.messageSource()
+    return {
+      at: Date.now(),
+      uptimeS: (Date.now() - this.startedAt) / 1000,
+      clients,
+      connections: this.connections(),
+      subscriptions: this.subscriptionSource(),
+      received: sum(m.received),
+      sent: sum(m.sent),
+      dropped: this.dropped(),
+      inFlight: this.inFlightSource(),
+      requests: await this.requestCounts(),
+      latency: await this.latencyBuckets(),
+      up: this.ups()
+    }
+  }
   subscriptions (): number { return this.subscriptionSource() }
   inFlight (): number { return this.inFlightSource() }
 
