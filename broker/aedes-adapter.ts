@@ -34,6 +34,9 @@ export interface Adapted {
   route: Route
 }
 
+/** [P-12.8] The longest client id accepted, in UTF-8 bytes (EMQX and Mosquitto bound it too). */
+export const MAX_CLIENT_ID_BYTES = 256
+
 // Tells Aedes's clientError listeners that the reason was logged already.
 const refuse = (reason: string): Error => Object.assign(new Error(reason), { alreadyLogged: true })
 type AuthError = Error & { returnCode: number }
@@ -93,6 +96,14 @@ export async function adaptAedes (opts: AdapterOptions): Promise<Adapted> {
       type Err = Parameters<typeof callback>[0]
       if (emptyIdWithSession.has(client)) {
         report(client, 'CONNECT with an empty ClientId and CleanSession 0 [MQTT-3.1.3-8]; CONNACK 0x02')
+        callback(connackError('identifier rejected', 2, true) as Err, false)
+        return
+      }
+      // [P-12.8] [MQTT-3.1.3-5] lets a server refuse a client id it does not accept: CONNACK 0x02.
+      // The id itself is not logged: it may be 64 KB.
+      const idBytes = Buffer.byteLength(client.id)
+      if (idBytes > MAX_CLIENT_ID_BYTES) {
+        report(null, `CONNECT with a client id of ${idBytes} bytes (at most ${MAX_CLIENT_ID_BYTES}); CONNACK 0x02`)
         callback(connackError('identifier rejected', 2, true) as Err, false)
         return
       }

@@ -6,17 +6,23 @@ import { ERRORS, GatewayError, errorBody, type ErrorCode } from '../core/errors.
 import brokerPlugin from './plugins/broker.js'
 import websocketPlugin from './plugins/websocket.js'
 import amqpPlugin from './plugins/amqp.js'
+import statePlugin from './plugins/state.js'
 import authPlugin from './plugins/auth.js'
 import apiRoutes from './routes/api.js'
 import publishRoutes from './routes/publish.js'
 import healthRoutes from './routes/health.js'
+import historyPlugin from './plugins/history.js'
+import eventsRoutes from './routes/events.js'
+import historyRoutes from './routes/history.js'
 import staticPlugin from './plugins/static.js'
 import docsPlugin from './plugins/docs.js'
 import metricsPlugin from './plugins/metrics.js'
 import sysPlugin from './plugins/sys.js'
 import { LogLimiter } from './log-limit.js'
+import { redactingLogger } from './log-redact.js'
 import limitsPlugin from './plugins/limits.js'
 import corsPlugin from './plugins/cors.js'
+import hostCheckPlugin from './plugins/host-check.js'
 import { clientErrorHandler } from './client-error.js'
 import { loadTls } from './tls.js'
 import { compileTrust } from '../core/client-address.js'
@@ -33,7 +39,7 @@ export interface BuildOptions {
 }
 
 /** The logger of a config: JSON lines, or pino-pretty's coloured lines for a person at a terminal. */
-export function loggerOptions (config: Config, pretty: boolean): FastifyServerOptions['logger'] {
+export function consoleLogger (config: Config, pretty: boolean): FastifyServerOptions['logger'] {
   if (config.logLevel === 'silent') return false
   if (!pretty) return { level: config.logLevel }
   return { level: config.logLevel, transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } } }
@@ -50,6 +56,12 @@ function codeFor (err: FastifyError): ErrorCode {
   return status >= 400 && status < 500 ? 'RTW_BAD_REQUEST' : 'RTW_INTERNAL'
 }
 
+function loggerOptions (given: BuildOptions['logger'], config: Config): FastifyServerOptions['logger'] {
+  if (given === false || (given === undefined && config.logLevel === 'silent')) return false
+  if (given === undefined || given === true) return redactingLogger(consoleLogger(config, config.logPretty) as Exclude<FastifyServerOptions['logger'], boolean | undefined>)
+  return redactingLogger(given)
+}
+
 export async function buildApp (config: Config, opts: BuildOptions = {}): Promise<FastifyInstance> {
   // Compiled once: Fastify's req.ip and the WebSocket upgrades (plugins/limits.ts) share it.
   const trust = compileTrust(config.trustedProxies)
@@ -59,7 +71,8 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     ...({ https: loadTls(config) ?? null } as object),
     // 400/408/431 from Node's HTTP parser, in our error shape.
     clientErrorHandler: clientErrorHandler(),
-    logger: opts.logger ?? loggerOptions(config, config.logPretty),
+    // Every line goes through the redaction of log-redact.ts: no token or key is ever logged.
+    logger: loggerOptions(opts.logger, config),
     bodyLimit: config.bodyLimit,
     // req.ip (per-address limits, logs) comes from X-Forwarded-For only when the
     // socket's peer is one of trustedProxies; X-Forwarded-Host/-Proto then feed
@@ -115,17 +128,23 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     reply.code(404).send(errorBody('RTW_ROUTE_NOT_FOUND', `No route for ${req.method} ${req.url.split('?')[0]}`))
   })
 
+  // First of all: a request for a Host this gateway does not serve is answered 421 [P-11.10].
+  await app.register(hostCheckPlugin)
   await app.register(brokerPlugin)
   // Before auth: a CORS preflight carries no token, and a refused Origin is answered first.
   await app.register(corsPlugin)
   await app.register(authPlugin)
   await app.register(limitsPlugin)
   await app.register(websocketPlugin)
+  await app.register(statePlugin)
   await app.register(amqpPlugin)
   await app.register(metricsPlugin)
   await app.register(sysPlugin)
   await app.register(apiRoutes)
   await app.register(publishRoutes)
+  await app.register(historyPlugin)
+  await app.register(eventsRoutes)
+  await app.register(historyRoutes)
   await app.register(healthRoutes)
   await app.register(staticPlugin)
   await app.register(docsPlugin)

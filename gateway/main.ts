@@ -1,5 +1,5 @@
 // The only place that listens: load config, build the app, listen, drain on signals.
-import { buildApp, loggerOptions } from './app.js'
+import { buildApp, consoleLogger } from './app.js'
 import { ConfigError, EXIT_CONFIG, configTable, loadConfig } from './config.js'
 import { printConfig } from './config-print.js'
 import { drainAndClose } from './shutdown.js'
@@ -17,7 +17,7 @@ async function main (): Promise<void> {
   }
   // Pretty logs when asked for, or by default on a terminal (never under pm2, whose output is a pipe).
   const pretty = sources.logPretty === 'default' ? process.stdout.isTTY === true : config.logPretty
-  const app = await buildApp(config, { logger: loggerOptions(config, pretty) })
+  const app = await buildApp(config, { logger: consoleLogger(config, pretty) })
   await app.listen({ port: config.httpPort, host: config.host })
   const mqtt = await app.broker.listenTcp(config.mqttPort, config.host)
   const http = app.server.address()

@@ -10,12 +10,15 @@ import { parseReplyTopic, parseRequestTopic, REQ_PREFIX } from '../../core/topic
 import { namespaceOf } from '../../core/namespaces.js'
 import { authEnabled, createVerifier, type TokenVerifier } from '../auth/tokens.js'
 import { errorBody } from '../../core/errors.js'
+import type { CallerIdentity } from '../../core/envelope.js'
 import { LogLimiter } from '../log-limit.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
     /** The caller's grants; ALLOW_ALL when auth is off. */
     grants: Grants
+    /** [P-2.6] The verified caller, told to responders; null when auth is off. */
+    caller: CallerIdentity | null
   }
 }
 
@@ -41,6 +44,8 @@ export function maySubscribeWith (grants: Grants, filter: string): boolean {
       if (service === undefined || service === '+' || service === '#') return grants.mayServe('*')
       return grants.mayServe(service)
     }
+    // [P-16.1] a positioned copy of a filter needs what the filter itself needs.
+    case 'copy': return maySubscribeWith(grants, filter.slice(filter.indexOf('/') + 1))
     default: return true
   }
 }
@@ -67,9 +72,11 @@ async function authPlugin (app: FastifyInstance): Promise<void> {
     app.log.warn(`No auth configured: anonymous clients may do anything. This is allowed only on a loopback address (${app.config.host}); set RTW_JWT_SECRET or RTW_API_KEYS_FILE to turn auth on.`)
     // A getter rather than an onRequest hook: no per-request work on the hot path.
     app.decorateRequest('grants', { getter: () => ALLOW_ALL })
+    app.decorateRequest('caller', { getter: () => null })
     return
   }
   app.decorateRequest('grants', null as unknown as Grants)
+  app.decorateRequest('caller', null)
   const verifier: TokenVerifier = createVerifier(app.config)
   const limited = new LogLimiter(app.log)
   const sessions = new WeakMap<Client, { grants: Grants, timer: NodeJS.Timeout | undefined }>()
@@ -127,7 +134,7 @@ async function authPlugin (app: FastifyInstance): Promise<void> {
       // [P-11.4] 401 with the reason, as RFC 6750 §3 describes.
       limited.warn(`rest-auth-${result.reason}`, `${req.method} ${req.url.slice(0, 200)}: ${result.reason} token`)
       reply.code(401).header('www-authenticate', `Bearer error="invalid_token", error_description="${result.reason}"`)
-        .send(errorBody('RTW_UNAUTHORIZED', `Token ${result.reason}`))
+        .send(errorBody('RTW_UNAUTHORIZED', `Token ${result.reason}${result.hint === undefined ? '' : ': ' + result.hint}`))
       return reply
     }
     let grants = restGrants.get(result)
@@ -136,6 +143,7 @@ async function authPlugin (app: FastifyInstance): Promise<void> {
       restGrants.set(result, grants)
     }
     req.grants = grants
+    req.caller = result.caller
   })
 }
 

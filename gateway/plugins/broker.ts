@@ -7,7 +7,7 @@ import { Bridge } from '../../core/bridge.js'
 import { LogLimiter } from '../log-limit.js'
 import { loadTls } from '../tls.js'
 import { namespaceOf } from '../../core/namespaces.js'
-import type { Config } from '../config.js'
+import { listOf, type Config } from '../config.js'
 import type { Trust } from '../../core/client-address.js'
 
 declare module 'fastify' {
@@ -33,7 +33,8 @@ async function brokerPlugin (app: FastifyInstance): Promise<void> {
     maxInFlight: config.maxInFlight,
     defaultTimeoutMs: config.requestTimeoutMs,
     maxTimeoutMs: config.maxTimeoutMs,
-    maxInFlightPerOwner: config.maxInFlightPerClient
+    maxInFlightPerOwner: config.maxInFlightPerClient,
+    forwardCredentials: new Set(listOf(config.forwardCredentials))
   }, broker, broker.subscriptions)
 
   bridge.onDrop = (reason, detail) => limited.warn(`reply-${reason}`, `dropped (${reason}): ${detail}`)

@@ -4,7 +4,7 @@
 // both before the handshake.
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import type { IncomingMessage } from 'node:http'
+import { STATUS_CODES, type IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer } from 'ws'
 import { webSocketDuplex } from '../../broker/ws-stream.js'
@@ -19,7 +19,7 @@ const SUBPROTOCOLS = ['mqtt', 'mqttv3.1']
 function refuseUpgrade (socket: Duplex, code: ErrorCode, message?: string): void {
   const status = ERRORS[code].status
   const body = JSON.stringify(errorBody(code, message))
-  const reason = status === 403 ? 'Forbidden' : status === 429 ? 'Too Many Requests' : 'Not Found'
+  const reason = STATUS_CODES[status] ?? 'Error'
   const retry = status === 429 ? 'Retry-After: 1\r\n' : ''
   socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\n${retry}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
 }
@@ -47,6 +47,12 @@ async function websocketPlugin (app: FastifyInstance): Promise<void> {
     const origin = req.headers.origin
     // The client's address, through trustedProxies like req.ip on REST.
     const address = app.limits.addressOf(req)
+    // [P-11.10] DNS rebinding: a page whose name now points at loopback still sends its own Host.
+    if (!app.hostAllowed(req.headers.host)) {
+      limited.warn('ws-host', `WebSocket from ${address ?? '?'}: Host ${JSON.stringify(req.headers.host?.slice(0, 200))} is not a loopback name or in allowedHosts; 421`)
+      refuseUpgrade(socket, 'RTW_HOST_NOT_ALLOWED')
+      return
+    }
     if (!originAllowed(origins, origin, req.headers.host)) {
       limited.warn('ws-origin', `WebSocket from ${address ?? '?'}: origin ${JSON.stringify(origin?.slice(0, 200))} is not allowed; 403`)
       refuseUpgrade(socket, 'RTW_ORIGIN_NOT_ALLOWED')
@@ -74,4 +80,4 @@ async function websocketPlugin (app: FastifyInstance): Promise<void> {
   })
 }
 
-export default fp(websocketPlugin, { name: 'rtw-websocket', dependencies: ['rtw-broker', 'rtw-limits'] })
+export default fp(websocketPlugin, { name: 'rtw-websocket', dependencies: ['rtw-broker', 'rtw-limits', 'rtw-host-check'] })
