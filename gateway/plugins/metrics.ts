@@ -44,6 +44,10 @@ async function metricsPlugin (app: FastifyInstance): Promise<void> {
   const amqp = app.amqp
   if (amqp !== null) metrics.registerUp('amqp', () => amqp.conn.up)
   app.decorate('metrics', metrics)
+  // SSE streams (routes/events.ts) are a transport of their own, registered after this plugin.
+  app.addHook('onReady', async () => {
+    if (app.hasDecorator('sse')) metrics.addConnectionSource('sse', () => app.sse.open())
+  })
 
   const guard = authEnabled(app.config) ? sysReaderGuard(app) : undefined
   app.get('/metrics', async (req, reply) => {

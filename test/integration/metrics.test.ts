@@ -108,6 +108,18 @@ describe('/metrics', () => {
     await waitFor(async () => (await scrape(gw.httpUrl)).value('rtw_connections', { transport: 'ws' }) === before.value('rtw_connections', { transport: 'ws' }), { what: 'the ws connection to be gone' })
   })
 
+  it('counts SSE streams as transport="sse"', async () => {
+    const abort = new AbortController()
+    const stream = await fetch(`${gw.httpUrl}/events?topic=sse/x`, { signal: abort.signal })
+    try {
+      expect(stream.status).toBe(200)
+      expect((await scrape(gw.httpUrl)).value('rtw_connections', { transport: 'sse' })).toBe(1)
+    } finally {
+      abort.abort()
+    }
+    await waitFor(async () => (await scrape(gw.httpUrl)).value('rtw_connections', { transport: 'sse' }) === 0, { what: 'the stream to be closed' })
+  })
+
   it('counts PUBLISH packets received and sent by QoS', async () => {
     const sub = await connectClient(gw.mqttUrl)
     const pub = await connectClient(gw.wsUrl)
