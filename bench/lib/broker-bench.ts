@@ -140,7 +140,9 @@ export async function benchBrokers (rounds: number): Promise<boolean> {
     const ratio = median(ratios)
     const gw = value('gateway')
     const goal = row.goal?.minRatio !== undefined ? `≥ ${row.goal.minRatio}×` : row.goal?.max !== undefined ? `≤ ${row.goal.max} ${row.unit}` : ''
-    const met = row.goal?.minRatio !== undefined ? ratio >= row.goal.minRatio : row.goal?.max !== undefined ? gw <= row.goal.max : undefined
+    const incomplete = [...s.gateway, ...s.mosquitto].map(x => x.result.incomplete).find(x => x !== undefined)
+    if (incomplete !== undefined) notes.push(`  ${row.name}: ${incomplete}; the goal is not judged`)
+    const met = incomplete !== undefined ? undefined : row.goal?.minRatio !== undefined ? ratio >= row.goal.minRatio : row.goal?.max !== undefined ? gw <= row.goal.max : undefined
     const perOp = (side: Side): string => fmt(median(s[side].map(x => share(x, side) * x.spanS * 1e6 / x.result.ops)))
     const load = (side: Side): string => median(s[side].map(x => share(x, 'load'))).toFixed(2)
     const other = median([...s.gateway, ...s.mosquitto].map(x => share(x, 'other'))).toFixed(2)

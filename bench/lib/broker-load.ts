@@ -17,6 +17,8 @@ export interface LoadResult {
   problems: string[]
   /** A short note printed with the row, e.g. the RSS before and after. */
   note?: string
+  /** Why the figure cannot be held against the goal (it measured less than the row names). */
+  incomplete?: string
 }
 
 const sleep = async (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
@@ -202,8 +204,12 @@ export async function connectRate (ep: Endpoint, concurrency: number, warmupS: n
  * Holds `count` idle connections, then sends every one a PINGREQ and counts the
  * PINGRESPs. The figure is the broker's whole RSS, in MiB.
  */
-export async function hold (ep: Endpoint, pid: number, count: number, meter: Meter): Promise<LoadResult> {
+export async function hold (ep: Endpoint, pid: number, wanted: number, meter: Meter): Promise<LoadResult> {
   const problems: string[] = []
+  // Each connection is a descriptor here and one in the broker; both have this process's limit.
+  const limit = openFileLimit()
+  const count = Math.min(wanted, limit - 1000)
+  const incomplete = count < wanted ? `held ${count.toLocaleString('en-US')}, not ${wanted.toLocaleString('en-US')}: the open-file limit is ${limit} and could not be raised` : undefined
   meter.start()
   const clients = await openMany(ep, count, 200, `hold-${tag()}`, problems)
   meter.stop()
@@ -226,5 +232,12 @@ export async function hold (ep: Endpoint, pid: number, count: number, meter: Met
   if (clients.length < count) problems.push(`only ${clients.length} of ${count} connected`)
   if (answered < count) problems.push(`${count - answered} of ${count} did not answer PINGREQ`)
   for (const c of clients) c.destroy()
-  return { value: rss / 1048576, ops: clients.length, problems, note: `${answered.toLocaleString('en-US')} of ${count.toLocaleString('en-US')} answered PINGREQ` }
+  const note = `${answered.toLocaleString('en-US')} of ${count.toLocaleString('en-US')} answered PINGREQ, ${(rss / count / 1024).toFixed(1)} KiB of RSS per connection`
+  return { value: rss / 1048576, ops: clients.length, problems, note, incomplete }
+}
+
+/** This process's soft limit on open files (Linux /proc). */
+export function openFileLimit (): number {
+  const m = /Max open files\s+(\d+)/.exec(readFileSync('/proc/self/limits', 'utf8'))
+  return m === null ? 1024 : Number(m[1])
 }
