@@ -8,7 +8,6 @@ import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Client } from '../../broker/broker.js'
 import { guardConnection } from '../../broker/packet-guard.js'
-import type { MeteredDuplex } from '../../broker/ws-stream.js'
 import { clientAddress } from '../core/client-address.js'
 import { KeyedRateLimiter, TokenBucket } from '../core/rate-limit.js'
 import { REQ_PREFIX, RES_PREFIX } from '../core/topics.js'
@@ -46,7 +45,6 @@ declare module 'fastify' {
 interface ConnectionState {
   bucket: TokenBucket
   filters: Set<string>
-  unsent: () => number
 }
 
 const STATE = Symbol('rtw.limits')
@@ -103,8 +101,8 @@ async function limitsPlugin (app: FastifyInstance): Promise<void> {
     const address = req !== undefined ? addressOf(req) : (conn as Duplex & { remoteAddress?: string }).remoteAddress
     // WebSocket upgrades were admitted (or answered 429) before the handshake.
     if (req === undefined && !admitConnection(address)) return false
-    const meter = (conn as Partial<MeteredDuplex>).unsentBytes
-    if (meter === undefined) raiseWriteHighWater(conn, config.maxOutboundBytes)
+    // A TCP socket, or the upgraded socket of a WebSocket (broker/ws-stream.ts).
+    raiseWriteHighWater(conn, config.maxOutboundBytes)
     guardConnection(conn, config.maxPacketSize, v => {
       if (v.kind === 'too-large') {
         counters.oversizePackets++
@@ -121,8 +119,7 @@ async function limitsPlugin (app: FastifyInstance): Promise<void> {
     })
     ;(conn as Tagged)[STATE] = {
       bucket: new TokenBucket(config.publishRate, config.publishRate, Date.now()),
-      filters: new Set(),
-      unsent: meter === undefined ? () => conn.writableLength : meter
+      filters: new Set()
     }
     return true
   }
@@ -168,7 +165,7 @@ async function limitsPlugin (app: FastifyInstance): Promise<void> {
   const innerForward = hooks.allowForward
   hooks.allowForward = (client, packet) => {
     const s = stateOf(client)
-    if (s !== undefined && s.unsent() > config.maxOutboundBytes) {
+    if (s !== undefined && (client.conn as Duplex).writableLength > config.maxOutboundBytes) {
       const conn = client.conn as Duplex
       if (!conn.destroyed) {
         counters.slowConsumers++
