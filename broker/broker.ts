@@ -1,66 +1,61 @@
-// The embedded Aedes broker: construction, the TCP listener, subscription
-// tracking, and the one place where Aedes's callback hooks are adapted to ours.
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net'
-import { createServer as createTlsServer } from 'node:tls'
+// The embedded MQTT broker: Aedes adapted to the pipeline (aedes-adapter.ts),
+// its listeners (listeners.ts) and the fast lanes (fast-lanes.ts), put
+// together. docs/ARCHITECTURE.md draws the whole.
+import type { AddressInfo } from 'node:net'
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
-import { Aedes, type Client, type PublishPacket, type Subscription } from 'aedes'
-import { SubscriptionIndex } from '../gateway/core/subscriptions.js'
-import { batchWrites, flushNow } from './write-batch.js'
-import { qos0PublishFrame } from './publish-frame.js'
-import { tapReplies } from './reply-tap.js'
-import { RES_PREFIX, INBOX_PREFIX, REQ_PREFIX, isValidTopicFilter } from '../gateway/core/topics.js'
-import { checkTopic, connectViolation, textViolation, type TopicLimits } from './conformance.js'
+import type { Aedes, AedesOptions, Client, PublishPacket } from 'aedes'
+import type { SubscriptionIndex } from '../core/subscriptions.js'
+import { REQ_PREFIX } from '../core/topics.js'
+import type { TopicLimits } from '../core/conformance.js'
+import { adaptAedes } from './aedes-adapter.js'
+import { tcpListener } from './listeners.js'
+import { OwnRequestLane, tapRepliesOf } from './fast-lanes.js'
+import { checkInternals, keepEveryDelivery, retainedStream } from './internals.js'
+import { compose, type Pipeline, type Stage } from './pipeline.js'
+import { newCounters, type Counters } from './counters.js'
 
 export type { Client, PublishPacket }
-
-export interface BrokerHooks {
-  /**
-   * Sees every client PUBLISH after it was authorized and acknowledged, before
-   * it is routed. It may rewrite `packet.payload`. Returning true swallows the
-   * packet: it is not routed to any subscriber [P-3.6].
-   */
-  intercept?: (client: Client, packet: PublishPacket) => boolean
-  /** A client publish or subscribe that was refused; for counters and rate-limited logs. */
-  refused?: (client: Client | null, what: string) => void
-  /**
-   * CONNECT credentials. Resolves 0 to accept, or the CONNACK return code to
-   * refuse with (4 bad user name or password, 5 not authorized) [MQTT-3.2.2-5].
-   */
-  authenticate?: (client: Client, username: string | undefined, password: Buffer | undefined) => Promise<number>
-  /** The token's subscribe grants (auth), checked after the built-in `$res`/`$inbox` rules; false refuses with SUBACK 0x80. */
-  aclSubscribe?: (client: Client, filter: string) => boolean
-  /** A further subscribe check (limits); false refuses with SUBACK 0x80. */
-  allowSubscribe?: (client: Client, filter: string) => boolean
-  /** Before CONNECT is processed; false closes the connection (connection-rate limits). */
-  preConnect?: (client: Client) => boolean
-  /** Before each delivery to a client; false drops that delivery (slow consumers, per-client ACLs). */
-  allowForward?: (client: Client, packet: PublishPacket) => boolean
-  /**
-   * A new connection, before Aedes sees a byte of it (`req` for WebSocket).
-   * False destroys it at once (connection-rate limits); it may also wrap the
-   * connection's reader (the packet-size guard).
-   */
-  accept?: (conn: Duplex, req?: IncomingMessage) => boolean
-}
+export type { Stage }
 
 export interface BrokerOptions {
   /** Disconnect a subscriber whose socket has not drained for this long (Aedes drainTimeout). */
   drainTimeoutMs?: number
-  /** Messages Aedes routes at once; see PERF-NOTES pitfall 5. */
+  /**
+   * Messages Aedes routes at once. Each waits for its subscribers' sockets, so
+   * a low value lets one slow socket stall everyone's routing.
+   */
   concurrency?: number
   /** Longest topic and most levels: a PUBLISH over them closes the connection, a SUBSCRIBE gets 0x80. */
   topicLimits?: TopicLimits
   /** PEM certificate and key: listenTcp then serves mqtts. */
   tls?: { cert: Buffer, key: Buffer }
+  /** Aedes's persistence (retained messages, sessions); in memory when absent. */
+  persistence?: AedesOptions['persistence']
+  /** Aedes's message router; a shared one (mqemitter-redis) joins several nodes. */
+  mq?: AedesOptions['mq']
+  /**
+   * Route the gateway's own QoS 0 requests past Aedes's router, to this
+   * node's subscribers only (fast-lanes.ts). Defaults to true without `mq`
+   * and false with one, where a responder may be on another node.
+   */
+  ownRequestLane?: boolean
+  /** A refused packet or connection, already counted; for the rate-limited log. */
+  onRefused?: (client: Client | null, what: string) => void
 }
 
 export interface Broker {
   readonly aedes: Aedes
-  /** Filters held by connected clients, for "is anyone listening" answers. */
+  /** Filters held by this node's connected clients, for "is anyone listening" answers. */
   readonly subscriptions: SubscriptionIndex<Client>
-  /** Filled in field by field by the plugins (broker, auth, limits); each wraps what is already there. */
-  readonly hooks: BrokerHooks
+  /** Everything the broker counts (counters.ts), for /stats, metrics and $SYS. */
+  readonly counters: Counters
+  /** The pipeline in force (pipeline.ts). */
+  readonly pipeline: Pipeline
+  /** Puts these stages in force, in this order (gateway/pipeline.ts declares them). */
+  use: (stages: readonly Stage[]) => void
+  /** Every refusal (the broker's conformance checks, a connection's packet guard) goes here: counted, then logged. */
+  refused: (client: Client | null, what: string) => void
   /** Serves one MQTT connection (a TCP socket or a WebSocket duplex). */
   handle: (conn: Duplex, req?: IncomingMessage) => void
   listenTcp: (port: number, host: string) => Promise<AddressInfo>
@@ -72,289 +67,77 @@ export interface Broker {
 }
 
 export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
-  const subscriptions = new SubscriptionIndex<Client>()
-  const state: { hooks: BrokerHooks } = { hooks: {} }
+  const counters = newCounters()
+  let pipeline = compose([])
+  const current = (): Pipeline => pipeline
+  const onRefused = opts.onRefused ?? (() => {})
+  const refused = (client: Client | null, what: string): void => {
+    counters.refused++
+    onRefused(client, what)
+  }
   // Aedes's own ceiling (qlobber's max_words) when no limit is configured.
   const topicLimits: TopicLimits = opts.topicLimits ?? { maxTopicLength: 65_535, maxTopicLevels: 100 }
-  const refuse = (reason: string): Error => Object.assign(new Error(reason), { alreadyLogged: true })
-  // [MQTT-3.1.3-8] an empty ClientId with CleanSession 0 gets CONNACK 0x02; Aedes would invent an id.
-  const emptyIdWithSession = new WeakSet<Client>()
 
-  const aedes = await Aedes.createBroker({
+  const { aedes, subscriptions, route } = await adaptAedes({
     concurrency: opts.concurrency ?? 1000,
-    drainTimeout: opts.drainTimeoutMs ?? 10_000,
-    heartbeatInterval: 60_000,
-    // A socket that sends no CONNECT is closed after this long (Aedes's default is 30 s), so idle floods cost little.
-    connectTimeout: 10_000,
-    authorizePublish (client, packet, callback) {
-      // Ill-formed text closes the connection [MQTT-1.5.3-1], [MQTT-1.5.3-2]; so does a topic over the
-      // limits: MQTT 3.1.1 has no negative PUBACK, and [MQTT-3.3.5-2] allows closing instead.
-      const bad = checkTopic(packet.topic, topicLimits)
-      if (bad !== null) {
-        state.hooks.refused?.(client, `publish to ${JSON.stringify(packet.topic.slice(0, 100))}: ${bad.reason}; disconnected`)
-        callback(refuse(bad.reason))
-        return
-      }
-      // [MQTT-2.3.1-1] a QoS 1 or 2 PUBLISH carries a non-zero Packet Identifier.
-      if (packet.qos > 0 && packet.messageId === 0) {
-        state.hooks.refused?.(client, 'PUBLISH with Packet Identifier 0 [MQTT-2.3.1-1]; disconnected')
-        callback(refuse('Packet Identifier 0'))
-        return
-      }
-      // [MQTT-3.3.2-2] wildcards are already refused by Aedes; $SYS is the broker's own.
-      if (packet.topic.startsWith('$SYS/')) {
-        state.hooks.refused?.(client, 'publish to $SYS')
-        callback(new Error('$SYS/ topic is reserved'))
-        return
-      }
-      callback(null)
-    },
-    preConnect (client, packet, callback) {
-      const bad = connectViolation(packet, topicLimits)
-      if (bad !== null) {
-        state.hooks.refused?.(null, `CONNECT ${bad}; disconnected`)
-        callback(refuse(bad), false)
-        return
-      }
-      if (packet.clientId === '' && packet.clean === false) emptyIdWithSession.add(client)
-      const ok = state.hooks.preConnect?.(client) ?? true
-      callback(ok ? null : new Error('connection refused by limits'), ok)
-    },
-    authenticate (client, username, password, callback) {
-      if (emptyIdWithSession.has(client)) {
-        state.hooks.refused?.(client, 'CONNECT with an empty ClientId and CleanSession 0 [MQTT-3.1.3-8]; CONNACK 0x02')
-        callback(Object.assign(new Error('identifier rejected'), { returnCode: 2, alreadyLogged: true }) as Parameters<typeof callback>[0], false)
-        return
-      }
-      const hook = state.hooks.authenticate
-      if (hook === undefined) { callback(null, true); return }
-      hook(client, username, password).then(code => {
-        if (code === 0) callback(null, true)
-        // alreadyLogged: the hook logged the reason; Aedes re-emits this as clientError.
-        else callback(Object.assign(new Error('not authorized'), { returnCode: code, alreadyLogged: true }) as Parameters<typeof callback>[0], false)
-      }, () => callback(Object.assign(new Error('authentication failed'), { returnCode: 3 }) as Parameters<typeof callback>[0], false))
-    },
-    authorizeForward (client, packet) {
-      return state.hooks.allowForward === undefined || state.hooks.allowForward(client, packet) ? packet : null
-    },
-    authorizeSubscribe (client, sub, callback) {
-      const hooks = state.hooks
-      // [MQTT-4.7.1-2], [MQTT-4.7.1-3] "+" and "#" occupy whole levels; Aedes lets "a+" through.
-      if (!isValidTopicFilter(sub.topic)) {
-        hooks.refused?.(client, `subscribe: ${JSON.stringify(sub.topic.slice(0, 100))} is not a valid topic filter; disconnected`)
-        callback(refuse('invalid topic filter'), null)
-        return
-      }
-      const bad = checkTopic(sub.topic, topicLimits)
-      if (bad?.close === true) {
-        hooks.refused?.(client, `subscribe: ${bad.reason}; disconnected`)
-        callback(refuse(bad.reason), null)
-        return
-      }
-      const allowed = bad === null && subscriptionAllowed(client, sub) &&
-        (hooks.aclSubscribe?.(client, sub.topic) ?? true) &&
-        (hooks.allowSubscribe?.(client, sub.topic) ?? true)
-      if (!allowed) state.hooks.refused?.(client, `subscribe to ${JSON.stringify(sub.topic.slice(0, 100))}${bad === null ? '' : ': ' + bad.reason}`)
-      // null negates just this subscription: SUBACK 0x80 [MQTT-3.9.3], the connection stays.
-      callback(null, allowed ? sub : null)
-    }
+    drainTimeoutMs: opts.drainTimeoutMs ?? 10_000,
+    topicLimits,
+    persistence: opts.persistence,
+    mq: opts.mq,
+    counters,
+    pipeline: current,
+    refused: (client, what) => broker.refused(client, what)
   })
-
-  // Intercepting at publish time rather than in authorizePublish lets the client
-  // keep its PUBACK while the packet itself is consumed by the gateway.
-  const routePublish = aedes.publish.bind(aedes) as unknown as (packet: PublishPacket, client: Client | null, done: (err?: Error | null) => void) => void
-  const publishFrom = function (packet: PublishPacket, client: Client | null, done: (err?: Error | null) => void): void {
-    if (typeof client === 'function') return routePublish(packet, null, client)
-    if (client !== null && client !== undefined && state.hooks.intercept?.(client, packet) === true) {
-      done?.(null)
-      return
-    }
-    routePublish(packet, client, done)
-  }
-  ;(aedes as unknown as { publish: typeof publishFrom }).publish = publishFrom
-
-  // A reply taken by the fast lane (reply-tap.ts) gets what Aedes would give a
-  // QoS 0 PUBLISH: the checks of handlePublish and of authorizePublish above,
-  // the keep-alive refresh, then publishFrom. One that fails a check is left
-  // to Aedes, which refuses it as before.
-  const takeReply = (client: Client, topic: string, payload: Buffer): boolean => {
-    if (topic.includes('+') || topic.includes('#') || checkTopic(topic, topicLimits) !== null) return false
-    const internals = client as unknown as AedesClientInternals
-    if (internals._keepaliveInterval > 0) internals._keepaliveTimer?.refresh()
-    publishFrom({ cmd: 'publish', topic, payload, qos: 0, retain: false, dup: false } as PublishPacket, client, noop)
-    return true
+  const problems = checkInternals(aedes)
+  if (problems.length > 0) {
+    await new Promise<void>(resolve => aedes.close(() => resolve()))
+    throw new Error(`This Aedes version lacks what broker/internals.ts reads: ${problems.join(', ')}. Install the version package.json pins.`)
   }
 
-  aedes.on('subscribe', (subs: Subscription[], client: Client) => {
-    for (const s of subs) if ((s.qos as number) !== 128) subscriptions.add(client, s.topic)
-  })
-  aedes.on('unsubscribe', (topics: string[], client: Client) => {
-    for (const t of topics) {
-      subscriptions.remove(client, t)
-      // Aedes has no UNSUBSCRIBE hook: ill-formed text closes the connection once seen [MQTT-1.5.3-1], [MQTT-1.5.3-2].
-      const bad = textViolation(t) ?? (isValidTopicFilter(t) ? null : 'is not a valid topic filter [MQTT-4.7.1-3]')
-      if (bad !== null && !client.conn.destroyed) {
-        state.hooks.refused?.(client, `unsubscribe: topic filter ${bad}; disconnected`)
-        client.conn.destroy()
-      }
-    }
-  })
-  // Sessions restored with clean=false get their subscriptions without a 'subscribe' event.
-  aedes.on('clientReady', (client: Client) => {
-    const held = (client as unknown as { subscriptions?: Record<string, unknown> }).subscriptions
-    if (held !== undefined) for (const topic of Object.keys(held)) subscriptions.add(client, topic)
-  })
-  aedes.on('clientDisconnect', (client: Client) => subscriptions.removeOwner(client))
+  const ownRequests = (opts.ownRequestLane ?? opts.mq === undefined) ? new OwnRequestLane(subscriptions, current, counters) : undefined
 
-  // The gateway's own QoS 0 requests skip Aedes's router, which spends two
-  // setImmediate hops, two packet copies, a series of callbacks and a topic
-  // match of its own on each message (measured: ~5% of the gateway's CPU per
-  // REST request). Nothing is lost by it: QoS 0 is never stored for offline
-  // sessions, a request is never retained [P-2.4], and no other part of the
-  // gateway listens for `$req/…` publishes. Requests still wait for the next
-  // turn of the event loop and go out together, as Aedes's did: written one
-  // by one as they come, they made smaller socket writes and cost more.
-  let queued: Array<{ topic: string, payload: Buffer }> = []
-  const deliverQueued = (): void => {
-    const batch = queued
-    queued = []
-    const written = new Set<Duplex>()
-    for (const { topic, payload } of batch) {
-      const packet = { cmd: 'publish', topic, payload, qos: 0, retain: false, dup: false } as PublishPacket
-      let frame: Buffer | undefined
-      subscriptions.forEachMatch(topic, client => {
-        if (!client.connected || client.conn.destroyed || client.conn.writableEnded) return
-        // The per-delivery check Aedes would make (slow consumers).
-        if (state.hooks.allowForward !== undefined && !state.hooks.allowForward(client, packet)) return
-        frame ??= qos0PublishFrame(topic, payload)
-        client.conn.write(frame)
-        written.add(client.conn)
-      })
-    }
-    // This is already the turn's batch: send it now, not a whole loop turn later.
-    for (const conn of written) flushNow(conn)
-  }
-  const queueRequest = (topic: string, payload: Buffer): void => {
-    if (queued.push({ topic, payload }) === 1) setImmediate(deliverQueued)
-  }
-
-  let tcp: Server | undefined
-  const sockets = new Set<Socket>()
   const handle = (conn: Duplex, req?: IncomingMessage): void => {
-    if (state.hooks.accept?.(conn, req) === false) {
+    if (!pipeline.accept(conn, req)) {
       conn.destroy()
       return
     }
+    if (req === undefined) counters.connections.tcp++
+    else counters.connections.ws++
     const client = aedes.handle(conn, req)
     keepEveryDelivery(client, aedes.id)
-    tapReplies(conn, () => readyForReplies(client), (topic, payload) => takeReply(client, topic, payload))
+    tapRepliesOf(client, conn, topicLimits, counters, route)
   }
 
-  return {
-    handle,
+  const listener = tcpListener({
+    tls: opts.tls,
+    onConnection: conn => handle(conn),
+    onTlsError: err => broker.refused(null, `TLS handshake failed: ${err.message}`)
+  })
+
+  const broker: Broker = {
     aedes,
     subscriptions,
-    hooks: state.hooks,
-    listenTcp (port, host) {
-      // noDelay: PUBACK and reply are back-to-back small writes; Nagle + delayed ACK stalls them (PERF-NOTES 2).
-      const onSocket = (socket: Socket): void => {
-        sockets.add(socket)
-        socket.on('close', () => sockets.delete(socket))
-        batchWrites(socket)
-        handle(socket)
-      }
-      const server = opts.tls === undefined
-        ? createServer({ noDelay: true }, onSocket)
-        // mqtts: the same broker behind TLS; a handshake must finish within 10 s.
-        : createTlsServer({ ...opts.tls, noDelay: true, handshakeTimeout: 10_000 }, onSocket)
-      server.on('tlsClientError', (err: Error) => state.hooks.refused?.(null, `TLS handshake failed: ${err.message}`))
-      tcp = server
-      return new Promise((resolve, reject) => {
-        server.once('error', reject)
-        server.listen(port, host, () => {
-          server.off('error', reject)
-          resolve(server.address() as AddressInfo)
-        })
-      })
-    },
+    counters,
+    get pipeline () { return pipeline },
+    use (stages) { pipeline = compose(stages) },
+    refused,
+    handle,
+    listenTcp: (port, host) => listener.listen(port, host),
     publish (topic, payload, qos, retain, cb) {
-      if (qos === 0 && !retain && topic.startsWith(REQ_PREFIX)) {
-        queueRequest(topic, payload)
+      if (ownRequests !== undefined && qos === 0 && !retain && topic.startsWith(REQ_PREFIX)) {
+        ownRequests.send(topic, payload)
         cb(null)
         return
       }
       aedes.publish({ cmd: 'publish', topic, payload, qos, retain, dup: false }, cb)
     },
     async readRetained (topic) {
-      const persistence = (aedes as unknown as { persistence: { createRetainedStream: (p: string) => AsyncIterable<PublishPacket> } }).persistence
-      for await (const packet of persistence.createRetainedStream(topic)) {
+      for await (const packet of retainedStream(aedes, topic)) {
         if (packet.topic === topic) return { payload: Buffer.from(packet.payload), qos: packet.qos }
       }
       return null
     },
-    async close () {
-      // server.close() calls back only once every connection has ended, so stop
-      // accepting first, close the clients, and only then wait for it.
-      const server = tcp
-      const stopped = server === undefined ? Promise.resolve() : new Promise<void>(resolve => server.close(() => resolve()))
-      await new Promise<void>(resolve => aedes.close(() => resolve()))
-      for (const s of sockets) s.destroy()
-      await stopped
-    }
+    close: () => listener.close(() => new Promise<void>(resolve => aedes.close(() => resolve())))
   }
-}
-
-/**
- * [P-1.6] `$res/…` is read only by the gateway, and `$inbox/<id>/…` only by the
- * client whose id it names, so nobody can subscribe to someone else's replies.
- */
-function subscriptionAllowed (client: Client, sub: Subscription): boolean {
-  const topic = sub.topic
-  if (topic.charCodeAt(0) !== 36) return true
-  if (topic === '$res' || topic.startsWith(RES_PREFIX)) return false
-  // [P-10.3] An async result is read by its unguessable handle: no wildcards, so nobody can watch everyone's.
-  if (topic === '$result' || topic.startsWith('$result/')) return /^\$result\/[^+#/]+$/.test(topic)
-  if (topic === '$inbox' || topic.startsWith(INBOX_PREFIX)) {
-    // A client id with a wildcard or "/" in it could otherwise match other inboxes.
-    return /^[^+#/]+$/.test(client.id) && topic.startsWith(INBOX_PREFIX + client.id + '/')
-  }
-  return true
-}
-
-/** The parts of an Aedes client the reply fast lane reads (aedes/lib/client.js, handlers/index.js). */
-interface AedesClientInternals {
-  connackSent: boolean
-  connected: boolean
-  _keepaliveInterval: number
-  _keepaliveTimer: NodeJS.Timeout | null
-  /** Packets that came before CONNACK, waiting; null once they were handled. */
-  _parser: { _queue: unknown[] | null }
-}
-
-/**
- * Replies may skip Aedes's parser once the client is connected and every
- * packet it sent before CONNACK was handled: before that, Aedes holds packets
- * back, and one taken early would overtake them. Should a later Aedes rename
- * these fields, the fast lane stays shut rather than skip the keep-alive
- * refresh (test/integration/reply-fast-lane.test.ts would also say so).
- */
-function readyForReplies (client: Client): boolean {
-  const c = client as unknown as AedesClientInternals
-  return c.connackSent && c.connected && c._parser._queue === null && typeof c._keepaliveInterval === 'number'
-}
-
-function noop (): void {}
-
-/**
- * Aedes drops a delivery whose broker counter is not above the last one the
- * client saw, to send overlapping subscriptions' copies once. But a QoS 1
- * message waits for persistence before it is routed, so a QoS 0 message
- * published just after it overtakes it, and the QoS 1 message is then dropped
- * as a "duplicate": lost, with no error anywhere. Pinning the counter the
- * client has seen at 0 turns that check off. Overlapping subscriptions may
- * then each get a copy, which [MQTT-3.3.5-1] allows ("MAY deliver further copies").
- */
-function keepEveryDelivery (client: Client, brokerId: string): void {
-  const seen = (client as unknown as { duplicates: Record<string, number> }).duplicates
-  Object.defineProperty(seen, brokerId, { get: () => 0, set: () => {}, configurable: true, enumerable: true })
+  return broker
 }

@@ -1,6 +1,6 @@
 // The echo service's logic: a request envelope in, the reply to publish out.
 // Pure, so the MQTT and (later) AMQP workers share it.
-import type { RequestEnvelope } from '../gateway/core/envelope.js'
+import type { RequestEnvelope } from '../core/envelope.js'
 
 export interface Outgoing { topic: string, payload: Buffer }
 

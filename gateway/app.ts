@@ -2,21 +2,25 @@
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify'
 import { METHODS } from 'node:http'
 import type { Config } from './config.js'
-import { ERRORS, GatewayError, errorBody, type ErrorCode } from './errors.js'
+import { ERRORS, GatewayError, errorBody, type ErrorCode } from '../core/errors.js'
 import brokerPlugin from './plugins/broker.js'
 import websocketPlugin from './plugins/websocket.js'
 import amqpPlugin from './plugins/amqp.js'
+import statePlugin from './plugins/state.js'
 import authPlugin from './plugins/auth.js'
 import apiRoutes from './routes/api.js'
 import publishRoutes from './routes/publish.js'
 import healthRoutes from './routes/health.js'
 import staticPlugin from './plugins/static.js'
 import { LogLimiter } from './log-limit.js'
+import { redactingLogger } from './log-redact.js'
 import limitsPlugin from './plugins/limits.js'
 import corsPlugin from './plugins/cors.js'
+import hostCheckPlugin from './plugins/host-check.js'
 import { clientErrorHandler } from './client-error.js'
 import { loadTls } from './tls.js'
-import { compileTrust } from './core/client-address.js'
+import { compileTrust } from '../core/client-address.js'
+import { brokerPipeline } from './pipeline.js'
 
 export interface BuildOptions {
   logger?: FastifyServerOptions['logger']
@@ -33,6 +37,12 @@ function codeFor (err: FastifyError): ErrorCode {
   return status >= 400 && status < 500 ? 'RTW_BAD_REQUEST' : 'RTW_INTERNAL'
 }
 
+function loggerOptions (given: BuildOptions['logger'], config: Config): FastifyServerOptions['logger'] {
+  if (given === false || (given === undefined && config.logLevel === 'silent')) return false
+  if (given === undefined || given === true) return redactingLogger({ level: config.logLevel })
+  return redactingLogger(given)
+}
+
 export async function buildApp (config: Config, opts: BuildOptions = {}): Promise<FastifyInstance> {
   // Compiled once: Fastify's req.ip and the WebSocket upgrades (plugins/limits.ts) share it.
   const trust = compileTrust(config.trustedProxies)
@@ -42,7 +52,8 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     ...({ https: loadTls(config) ?? null } as object),
     // 400/408/431 from Node's HTTP parser, in our error shape.
     clientErrorHandler: clientErrorHandler(),
-    logger: opts.logger ?? (config.logLevel === 'silent' ? false : { level: config.logLevel }),
+    // Every line goes through the redaction of log-redact.ts: no token or key is ever logged.
+    logger: loggerOptions(opts.logger, config),
     bodyLimit: config.bodyLimit,
     // req.ip (per-address limits, logs) comes from X-Forwarded-For only when the
     // socket's peer is one of trustedProxies; X-Forwarded-Host/-Proto then feed
@@ -66,6 +77,8 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   })
   app.decorate('config', config)
   app.decorate('trust', trust)
+  // Each plugin puts its broker stage here; brokerPipeline() orders them.
+  app.decorate('stages', {})
 
   // The bridge takes any method a client can send [P-2.1]; CONNECT is a proxy verb, not a request.
   for (const m of METHODS) {
@@ -90,16 +103,21 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     reply.code(404).send(errorBody('RTW_ROUTE_NOT_FOUND', `No route for ${req.method} ${req.url.split('?')[0]}`))
   })
 
+  // First of all: a request for a Host this gateway does not serve is answered 421 [P-11.10].
+  await app.register(hostCheckPlugin)
   await app.register(brokerPlugin)
   // Before auth: a CORS preflight carries no token, and a refused Origin is answered first.
   await app.register(corsPlugin)
   await app.register(authPlugin)
   await app.register(limitsPlugin)
   await app.register(websocketPlugin)
+  await app.register(statePlugin)
   await app.register(amqpPlugin)
   await app.register(apiRoutes)
   await app.register(publishRoutes)
   await app.register(healthRoutes)
   await app.register(staticPlugin)
+  // Every plugin has put its stage in app.stages by now; nothing listens yet.
+  app.broker.use(brokerPipeline(app.stages))
   return app
 }

@@ -5,7 +5,7 @@
 import { STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyInstance } from 'fastify'
-import { ERRORS, errorBody, type ErrorCode } from './errors.js'
+import { ERRORS, errorBody, type ErrorCode } from '../core/errors.js'
 import { LogLimiter } from './log-limit.js'
 
 /** Fastify's clientErrorHandler option; Fastify calls it with `this` bound to the instance. */

@@ -3,7 +3,7 @@
 // once and frozen; a bad value stops start-up with a message naming its source.
 import { readFileSync } from 'node:fs'
 import { parseApiKeys, type ApiKey } from './auth/api-keys.js'
-import { parseTrustedProxies } from './core/client-address.js'
+import { parseTrustedProxies } from '../core/client-address.js'
 
 type Kind = 'string' | 'optional' | 'port' | 'int' | 'qos' | 'level' | 'bool' | 'addresses'
 
@@ -33,12 +33,15 @@ export const CONFIG_FIELDS = {
   jwksFile: { kind: 'optional', env: 'RTW_JWKS_FILE', flag: '--jwks-file', default: '', doc: 'JWKS file (RS256/ES256 keys by kid)' },
   jwtAudience: { kind: 'optional', env: 'RTW_JWT_AUDIENCE', flag: '--jwt-audience', default: '', doc: 'Required aud claim, when set' },
   jwtIssuer: { kind: 'optional', env: 'RTW_JWT_ISSUER', flag: '--jwt-issuer', default: '', doc: 'Required iss claim, when set' },
+  jwtRequireExp: { kind: 'bool', env: 'RTW_JWT_REQUIRE_EXP', flag: '--jwt-require-exp', default: true, doc: 'Refuse JWTs without an exp claim (API keys never expire and are exempt)' },
   apiKeysFile: { kind: 'optional', env: 'RTW_API_KEYS_FILE', flag: '--api-keys-file', default: '', doc: 'JSON file of static API keys, each with a sub and rtw grants (see Security); read at start-up; setting it turns auth on' },
   allowAnonymous: { kind: 'bool', env: 'RTW_ALLOW_ANONYMOUS', flag: '--allow-anonymous', default: false, doc: 'Allow starting without auth on a non-loopback address' },
   tlsCertFile: { kind: 'optional', env: 'RTW_TLS_CERT_FILE', flag: '--tls-cert-file', default: '', doc: 'PEM certificate: serve https/wss and mqtts (with the key)' },
   tlsKeyFile: { kind: 'optional', env: 'RTW_TLS_KEY_FILE', flag: '--tls-key-file', default: '', doc: 'PEM private key for the certificate' },
   allowedOrigins: { kind: 'optional', env: 'RTW_ALLOWED_ORIGINS', flag: '--allowed-origins', default: '', doc: 'Comma list of browser origins for CORS and WebSocket, "*" for any; empty = same origin only' },
+  allowedHosts: { kind: 'optional', env: 'RTW_ALLOWED_HOSTS', flag: '--allowed-hosts', default: '', doc: 'Comma list of Host names (".example.com" for a domain and its subdomains) served besides localhost, 127.0.0.1 and [::1]; checked against DNS rebinding when auth is off on loopback, or whenever set; "*" turns the check off' },
   trustedProxies: { kind: 'addresses', env: 'RTW_TRUSTED_PROXIES', flag: '--trusted-proxies', default: '', doc: 'Comma list of IP addresses and CIDR ranges of reverse proxies whose X-Forwarded-For names the client (REST and WebSocket); empty = trust nobody' },
+  forwardCredentials: { kind: 'optional', env: 'RTW_FORWARD_CREDENTIALS', flag: '--forward-credentials', default: '', doc: 'Comma list of services whose requests carry the caller\'s Authorization and Cookie headers; for every other service they are removed' },
   maxPacketSize: { kind: 'int', env: 'RTW_MAX_PACKET_SIZE', flag: '--max-packet-size', default: 2_097_152, min: 64, doc: 'Largest MQTT packet in bytes; a larger one disconnects the client' },
   maxInFlightPerClient: { kind: 'int', env: 'RTW_MAX_IN_FLIGHT_PER_CLIENT', flag: '--max-in-flight-per-client', default: 1000, min: 1, doc: 'Requests one MQTT client or one REST token may have awaiting replies (429 above it)' },
   publishRate: { kind: 'int', env: 'RTW_PUBLISH_RATE', flag: '--publish-rate', default: 10_000, min: 1, doc: 'PUBLISH packets per second per client (bursts up to this many); excess is dropped' },
@@ -54,7 +57,13 @@ export const CONFIG_FIELDS = {
   amqpBridgeIn: { kind: 'optional', env: 'RTW_AMQP_BRIDGE_IN', flag: '--amqp-bridge-in', default: '#', doc: 'Comma list of MQTT filters: messages on amqpExchange whose routing key maps into them are delivered to MQTT; empty turns it off' },
   amqpReconnectMaxMs: { kind: 'int', env: 'RTW_AMQP_RECONNECT_MAX_MS', flag: '--amqp-reconnect-max-ms', default: 5_000, min: 100, doc: 'Longest wait between RabbitMQ reconnect attempts (exponential backoff with jitter, from 100 ms)' },
   asyncResultTtlMs: { kind: 'int', env: 'RTW_ASYNC_RESULT_TTL_MS', flag: '--async-result-ttl-ms', default: 600_000, min: 1, doc: 'How long the result of a respond-async request to a queued service stays readable at /requests/<handle>' },
-  asyncResultMaxBytes: { kind: 'int', env: 'RTW_ASYNC_RESULT_MAX_BYTES', flag: '--async-result-max-bytes', default: 67_108_864, min: 1024, doc: 'Memory for stored async results; past it the oldest are dropped early' }
+  asyncResultMaxBytes: { kind: 'int', env: 'RTW_ASYNC_RESULT_MAX_BYTES', flag: '--async-result-max-bytes', default: 67_108_864, min: 1024, doc: 'Bytes of stored async results; past it the oldest are dropped early' },
+  asyncResultMaxCount: { kind: 'int', env: 'RTW_ASYNC_RESULT_MAX_COUNT', flag: '--async-result-max-count', default: 100_000, min: 1, doc: 'Stored async results at most; past it the oldest are dropped early' },
+  dataDir: { kind: 'optional', env: 'RTW_DATA_DIR', flag: '--data-dir', default: '', doc: 'Directory for state that survives a restart (LevelDB): retained messages, persistent sessions and wills in <dataDir>/broker, gateway state in <dataDir>/gateway; empty = memory only, the Mosquitto default. With redisUrl the broker keeps its state in Redis instead' },
+  redisUrl: { kind: 'optional', env: 'RTW_REDIS_URL', flag: '--redis-url', default: '', doc: 'Redis URL (redis://[user:pass@]host:6379[/db], rediss:// for TLS): joins this node to a cluster of gateways sharing that Redis (docs/CLUSTER.md); empty = a single node' },
+  idempotencyTtlMs: { kind: 'int', env: 'RTW_IDEMPOTENCY_TTL_MS', flag: '--idempotency-ttl-ms', default: 86_400_000, min: 1, doc: 'How long a REST call with an Idempotency-Key is remembered: a repeat within it is answered from the stored response' },
+  idempotencyMaxKeys: { kind: 'int', env: 'RTW_IDEMPOTENCY_MAX_KEYS', flag: '--idempotency-max-keys', default: 100_000, min: 1, doc: 'Idempotency keys remembered at once; a new key past it is refused (503 RTW_IDEMPOTENCY_STORE_FULL), none is forgotten early' },
+  idempotencyMaxBytes: { kind: 'int', env: 'RTW_IDEMPOTENCY_MAX_BYTES', flag: '--idempotency-max-bytes', default: 67_108_864, min: 1024, doc: 'Bytes of stored idempotent responses at most; a new key past it is refused like idempotencyMaxKeys' }
 } as const satisfies Record<string, Field>
 
 type Fields = typeof CONFIG_FIELDS
@@ -226,10 +235,16 @@ export function loadConfig (sources: ConfigSources = {}): LoadedConfig {
   if (config.maxTopicLevels > 100) throw new ConfigError(`maxTopicLevels may be at most 100, the broker's own ceiling (got ${config.maxTopicLevels})`)
   if ((config.tlsCertFile === '') !== (config.tlsKeyFile === '')) throw new ConfigError('tlsCertFile and tlsKeyFile go together')
   if (!config.wsPath.startsWith('/')) throw new ConfigError(`wsPath must start with "/" (got ${config.wsPath})`)
+  if (config.redisUrl !== '' && !/^rediss?:\/\/[^/]/.test(config.redisUrl)) throw new ConfigError(`redisUrl must be a redis:// or rediss:// URL (got ${JSON.stringify(config.redisUrl)})`)
   Object.freeze(config)
   // [P-11.9] a bad key file stops start-up here, like any other bad value.
   apiKeysOf(config)
   return { config, flags: cli.flags }
+}
+
+/** A comma list config value as its non-empty, trimmed entries. */
+export function listOf (raw: string): string[] {
+  return raw.split(',').map(s => s.trim()).filter(s => s.length > 0)
 }
 
 export function defaultText (v: string | number | boolean): string {

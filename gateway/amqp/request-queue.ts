@@ -3,7 +3,7 @@
 // replies come back on this gateway node's reply queue, correlated by the
 // AMQP correlationId, which is the request id.
 import type { ConfirmChannel, ConsumeMessage, Options } from 'amqplib'
-import type { Bridge, QueuedRequest, RequestQueue } from '../core/bridge.js'
+import type { Bridge, QueuedRequest, RequestQueue } from '../../core/bridge.js'
 import type { AmqpConnection } from './connection.js'
 import { TOPIC_HEADER, declareReplyQueue, declareRequestQueue, replyQueueName, requestQueueName } from './topology.js'
 import { ackSafely, rejectSafely } from './acks.js'
@@ -56,7 +56,8 @@ export class AmqpRequestQueue implements RequestQueue {
   send (r: QueuedRequest, cb: (err?: Error | null) => void): void {
     const options: Options.Publish = {
       persistent: true,
-      messageId: r.id,
+      // The worker deduplicates on messageId: the idempotency key when there is one [P-13.8], else the id.
+      messageId: r.dedupeId ?? r.id,
       correlationId: r.id,
       contentType: 'application/json',
       headers: { [TOPIC_HEADER]: r.topic },

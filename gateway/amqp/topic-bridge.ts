@@ -16,7 +16,8 @@ import type { ConfirmChannel, ConsumeMessage } from 'amqplib'
 import type { AmqpConnection } from './connection.js'
 import { mqttFilterToBindingKey, mqttToRoutingKey, routingKeyToMqtt } from './topic-map.js'
 import { MQTT_QOS_HEADER, MQTT_RETAIN_HEADER, ORIGIN_HEADER, declareBridgeQueue } from './topology.js'
-import { isValidTopicFilter, topicMatches } from '../core/topics.js'
+import { isValidTopicFilter, topicMatches } from '../../core/topics.js'
+import { amqpMirrorAllowed } from '../../core/namespaces.js'
 import { ackSafely, rejectSafely } from './acks.js'
 
 export interface MqttSide {
@@ -42,7 +43,7 @@ export function parseBridgeFilters (list: string): { ok: true, filters: string[]
   const filters = list.split(',').map(s => s.trim()).filter(s => s.length > 0)
   for (const f of filters) {
     if (!isValidTopicFilter(f)) return { ok: false, reason: `${JSON.stringify(f)} is not a valid MQTT topic filter` }
-    if (f.charCodeAt(0) === 36) return { ok: false, reason: `${JSON.stringify(f)}: "$" topics are the gateway's own and are never bridged` }
+    if (!amqpMirrorAllowed(f)) return { ok: false, reason: `${JSON.stringify(f)}: "$" topics are the gateway's own and are never bridged` }
     if (mqttFilterToBindingKey(f) === null) return { ok: false, reason: `${JSON.stringify(f)}: "*" or "#" inside a level has no AMQP equivalent` }
   }
   return { ok: true, filters }
@@ -88,7 +89,8 @@ export class TopicBridge {
 
   /** Aedes 'publish' event: every message routed on the MQTT side. */
   onMqttPublish (topic: string, payload: Buffer, qos: number, retain: boolean): void {
-    if (topic.charCodeAt(0) === 36 /* $ */) return
+    // The first test is the cheap one: no "$" namespace is mirrored (core/namespaces.ts).
+    if (topic.charCodeAt(0) === 36 && !amqpMirrorAllowed(topic)) return
     if (this.injected.has(payload)) return
     if (!this.matchAll && !this.opts.outFilters.some(f => topicMatches(f, topic))) return
     if (!this.conn.up) {
@@ -116,7 +118,7 @@ export class TopicBridge {
       return
     }
     const topic = routingKeyToMqtt(msg.fields.routingKey)
-    if (topic === null || topic.charCodeAt(0) === 36) {
+    if (topic === null || !amqpMirrorAllowed(topic)) {
       this.reject(ch, msg, 'bad-topic', `routing key ${JSON.stringify(msg.fields.routingKey.slice(0, 200))} is not a deliverable MQTT topic`)
       return
     }

@@ -6,7 +6,7 @@
 //
 // The file is read once at start-up (loadConfig); a change needs a restart.
 import { createHash, timingSafeEqual } from 'node:crypto'
-import type { GrantClaim } from '../core/grants.js'
+import type { GrantClaim } from '../../core/grants.js'
 
 export const MIN_KEY_LENGTH = 32
 

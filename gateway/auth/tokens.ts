@@ -7,17 +7,37 @@ import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto'
 import { createLocalJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose'
 import { apiKeysOf, jwtEnabled, type Config } from '../config.js'
 import { apiKeyLookup } from './api-keys.js'
+import type { CallerIdentity } from '../../core/envelope.js'
 export { authEnabled } from '../config.js'
 
 export type TokenResult =
-  | { ok: true, subject: string, claims: JWTPayload, expiresAt: number | undefined }
-  | { ok: false, reason: 'missing' | 'expired' | 'invalid', message: string }
+  | { ok: true, subject: string, claims: JWTPayload, expiresAt: number | undefined, caller: CallerIdentity }
+  | { ok: false, reason: 'missing' | 'expired' | 'invalid', message: string, hint?: string }
 
 export interface TokenVerifier {
   verify: (token: string | undefined) => Promise<TokenResult>
 }
 
 const CACHE_SIZE = 10_000
+
+// Registered claims (RFC 7519 §4.1) and our grants: not passed on as `caller.claims`.
+const NOT_FORWARDED = new Set(['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'rtw'])
+
+/** [P-2.6] The identity a responder is told about: built once per verified token. */
+export function callerFromClaims (payload: JWTPayload, via: CallerIdentity['via']): CallerIdentity {
+  const caller: CallerIdentity = { sub: typeof payload.sub === 'string' ? payload.sub : '', via }
+  if (typeof payload.iss === 'string') caller.iss = payload.iss
+  if (typeof payload.aud === 'string' || Array.isArray(payload.aud)) caller.aud = payload.aud
+  if (typeof payload.exp === 'number') caller.exp = payload.exp
+  let claims: Record<string, unknown> | undefined
+  for (const name in payload) {
+    if (NOT_FORWARDED.has(name)) continue
+    claims ??= {}
+    claims[name] = payload[name]
+  }
+  if (claims !== undefined) caller.claims = claims
+  return Object.freeze(caller)
+}
 
 export function createVerifier (config: Config): TokenVerifier {
   const secret: KeyObject | undefined = config.jwtSecret === '' ? undefined : createSecretKey(Buffer.from(config.jwtSecret, 'utf8'))
@@ -29,7 +49,8 @@ export function createVerifier (config: Config): TokenVerifier {
     ok: true as const,
     subject: k.sub,
     claims: { sub: k.sub, rtw: k.rtw },
-    expiresAt: undefined
+    expiresAt: undefined,
+    caller: Object.freeze({ sub: k.sub, via: 'api-key' as const })
   }))
   const jwts = jwtEnabled(config)
 
@@ -45,6 +66,8 @@ export function createVerifier (config: Config): TokenVerifier {
   }
   const options = {
     algorithms,
+    // [P-11.1] a JWT without exp would never expire; API keys are exempt by design [P-11.9].
+    ...(config.jwtRequireExp ? { requiredClaims: ['exp'] } : {}),
     ...(config.jwtAudience === '' ? {} : { audience: config.jwtAudience }),
     ...(config.jwtIssuer === '' ? {} : { issuer: config.jwtIssuer })
   }
@@ -72,7 +95,8 @@ export function createVerifier (config: Config): TokenVerifier {
           ok: true as const,
           subject: typeof payload.sub === 'string' ? payload.sub : '',
           claims: payload,
-          expiresAt: typeof payload.exp === 'number' ? payload.exp * 1000 : undefined
+          expiresAt: typeof payload.exp === 'number' ? payload.exp * 1000 : undefined,
+          caller: callerFromClaims(payload, 'jwt')
         }
         if (cache.size >= CACHE_SIZE) {
           const oldest = cache.keys().next().value
@@ -82,6 +106,9 @@ export function createVerifier (config: Config): TokenVerifier {
         return result
       } catch (err) {
         if (err instanceof errors.JWTExpired) return { ok: false, reason: 'expired', message: 'token expired' }
+        if (err instanceof errors.JWTClaimValidationFailed && err.claim === 'exp' && err.reason === 'missing') {
+          return { ok: false, reason: 'invalid', message: 'token has no exp claim', hint: 'the token has no exp claim, and jwtRequireExp is on' }
+        }
         return { ok: false, reason: 'invalid', message: err instanceof Error ? err.message : 'invalid token' }
       }
     }

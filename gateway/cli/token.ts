@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs'
 import { createPrivateKey, createSecretKey, type KeyObject } from 'node:crypto'
 import { pathToFileURL } from 'node:url'
 import { SignJWT } from 'jose'
-import type { GrantClaim } from '../core/grants.js'
+import type { GrantClaim } from '../../core/grants.js'
 
 const USAGE = `Usage: npm run token -- [options]
   --sub NAME          subject (default "user")

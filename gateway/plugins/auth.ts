@@ -4,17 +4,21 @@
 // its holder may do.
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import type { Client } from '../../broker/broker.js'
-import { ALLOW_ALL, compileGrants, type Grants } from '../core/grants.js'
-import { parseReplyTopic, parseRequestTopic, REQ_PREFIX, RES_PREFIX, INBOX_PREFIX } from '../core/topics.js'
+import type { Client, Stage } from '../../broker/broker.js'
+import { ALLOW_ALL, compileGrants, type Grants } from '../../core/grants.js'
+import { parseReplyTopic, parseRequestTopic, REQ_PREFIX } from '../../core/topics.js'
+import { namespaceOf } from '../../core/namespaces.js'
 import { authEnabled, createVerifier, type TokenVerifier } from '../auth/tokens.js'
-import { errorBody } from '../errors.js'
+import { errorBody } from '../../core/errors.js'
+import type { CallerIdentity } from '../../core/envelope.js'
 import { LogLimiter } from '../log-limit.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
     /** The caller's grants; ALLOW_ALL when auth is off. */
     grants: Grants
+    /** [P-2.6] The verified caller, told to responders; null when auth is off. */
+    caller: CallerIdentity | null
   }
 }
 
@@ -26,30 +30,39 @@ const MAX_TIMER_MS = 2 ** 31 - 1
 
 const PROTECTED = /^\/(api|publish|retained)(\/|$|\?)/
 
-/** [P-11.6] A `$req` filter is a request to serve: allowed for a literal service the token may serve, or any with `serve: ["*"]`. */
+/**
+ * What a SUBSCRIBE needs, by namespace (core/namespaces.ts). [P-11.6] A `$req`
+ * filter is a request to serve: allowed for a literal service the token may
+ * serve, or any with `serve: ["*"]`. Inboxes, results and `$res` are the
+ * broker's to decide [P-1.6], [P-10.3].
+ */
 export function maySubscribeWith (grants: Grants, filter: string): boolean {
-  if (filter.startsWith(REQ_PREFIX) || filter === '$req') {
-    const service = filter.split('/')[1]
-    if (service === undefined || service === '+' || service === '#') return grants.mayServe('*')
-    return grants.mayServe(service)
+  switch (namespaceOf(filter).subscribe) {
+    case 'granted': return grants.maySubscribe(filter)
+    case 'responder': {
+      const service = filter.split('/')[1]
+      if (service === undefined || service === '+' || service === '#') return grants.mayServe('*')
+      return grants.mayServe(service)
+    }
+    default: return true
   }
-  if (filter.startsWith(INBOX_PREFIX)) return true // ownership is checked by the broker [P-1.6]
-  if (filter.startsWith('$result/')) return true // the unguessable handle is the capability [P-10.3]
-  return grants.maySubscribe(filter)
 }
 
-/** [P-11.7] What a PUBLISH needs: call for `$req`, serve for `$res`, a publish grant for anything else. */
+/** [P-11.7] What a PUBLISH needs, by namespace: call for `$req`, serve for `$res`, a publish grant for ordinary topics. */
 export function mayPublishWith (grants: Grants, topic: string): boolean {
-  if (topic.startsWith(REQ_PREFIX)) {
-    const target = parseRequestTopic(topic)
-    return target === null || grants.mayCall(target.service) // a bad target is the bridge's 400 to answer
+  switch (namespaceOf(topic).mqttPublish) {
+    case 'granted': return grants.mayPublish(topic)
+    case 'caller': {
+      const target = parseRequestTopic(topic)
+      return target === null || grants.mayCall(target.service) // a bad target is the bridge's 400 to answer
+    }
+    case 'responder': {
+      const rt = parseReplyTopic(topic)
+      return rt !== null && grants.mayServe(rt.service)
+    }
+    // Dropped by the bridge stage, or refused by the broker, whatever the token says [P-1.7].
+    default: return true
   }
-  if (topic.startsWith(RES_PREFIX)) {
-    const rt = parseReplyTopic(topic)
-    return rt !== null && grants.mayServe(rt.service)
-  }
-  if (topic.startsWith(INBOX_PREFIX)) return true // dropped by the gateway anyway [P-1.7]
-  return grants.mayPublish(topic)
 }
 
 async function authPlugin (app: FastifyInstance): Promise<void> {
@@ -57,13 +70,14 @@ async function authPlugin (app: FastifyInstance): Promise<void> {
     app.log.warn(`No auth configured: anonymous clients may do anything. This is allowed only on a loopback address (${app.config.host}); set RTW_JWT_SECRET or RTW_API_KEYS_FILE to turn auth on.`)
     // A getter rather than an onRequest hook: no per-request work on the hot path.
     app.decorateRequest('grants', { getter: () => ALLOW_ALL })
+    app.decorateRequest('caller', { getter: () => null })
     return
   }
   app.decorateRequest('grants', null as unknown as Grants)
+  app.decorateRequest('caller', null)
   const verifier: TokenVerifier = createVerifier(app.config)
   const limited = new LogLimiter(app.log)
   const sessions = new WeakMap<Client, { grants: Grants, timer: NodeJS.Timeout | undefined }>()
-  const broker = app.broker
   // The verifier caches results per token, so this compiles each token's grants once.
   const restGrants = new WeakMap<object, Grants>()
   const grantsOf = (client: Client): Grants => sessions.get(client)?.grants ?? compileGrants({}, '')
@@ -81,35 +95,33 @@ async function authPlugin (app: FastifyInstance): Promise<void> {
     return timer
   }
 
-  broker.hooks.authenticate = async (client, _username, password) => {
-    // [P-11.1] the token is the CONNECT password, whatever the user name.
-    const result = await verifier.verify(password?.toString('utf8'))
-    if (!result.ok) {
-      limited.warn(`mqtt-auth-${result.reason}`, `client ${client.id}: ${result.reason} token (${result.message})`)
-      return result.reason === 'missing' ? CONNACK_NOT_AUTHORIZED : CONNACK_BAD_CREDENTIALS
-    }
-    sessions.set(client, { grants: compileGrants(result.claims.rtw, result.subject, client.id), timer: undefined })
-    if (result.expiresAt !== undefined) armExpiry(client, result.expiresAt)
-    return 0
-  }
-  broker.aedes.on('clientDisconnect', client => {
-    const s = sessions.get(client)
-    if (s?.timer !== undefined) clearTimeout(s.timer)
-    sessions.delete(client)
-  })
-  broker.hooks.aclSubscribe = (client, filter) => maySubscribeWith(grantsOf(client), filter)
-
-  const inner = broker.hooks.intercept
-  broker.hooks.intercept = (client, packet) => {
-    const grants = grantsOf(client)
-    if (!mayPublishWith(grants, packet.topic)) {
+  app.stages.auth = {
+    name: 'auth',
+    async authenticate (client, _username, password) {
+      // [P-11.1] the token is the CONNECT password, whatever the user name.
+      const result = await verifier.verify(password?.toString('utf8'))
+      if (!result.ok) {
+        limited.warn(`mqtt-auth-${result.reason}`, `client ${client.id}: ${result.reason} token (${result.message})`)
+        return result.reason === 'missing' ? CONNACK_NOT_AUTHORIZED : CONNACK_BAD_CREDENTIALS
+      }
+      sessions.set(client, { grants: compileGrants(result.claims.rtw, result.subject, client.id), timer: undefined })
+      if (result.expiresAt !== undefined) armExpiry(client, result.expiresAt)
+      return 0
+    },
+    publish (client, packet) {
+      if (mayPublishWith(grantsOf(client), packet.topic)) return false
       // [MQTT-3.3.5-2] acknowledged and dropped; an MQTT caller learns why in its inbox.
       limited.warn('mqtt-publish-forbidden', `client ${client.id} may not publish to ${packet.topic}: dropped`)
       if (packet.topic.startsWith(REQ_PREFIX)) app.bridge.refuseCaller(client.id, packet.payload as Buffer, 'RTW_FORBIDDEN')
       return true
+    },
+    subscribe: (client, filter) => maySubscribeWith(grantsOf(client), filter),
+    disconnect (client) {
+      const s = sessions.get(client)
+      if (s?.timer !== undefined) clearTimeout(s.timer)
+      sessions.delete(client)
     }
-    return inner?.(client, packet) ?? false
-  }
+  } satisfies Stage
 
   app.addHook('onRequest', async (req: FastifyRequest, reply) => {
     if (!PROTECTED.test(req.url)) { req.grants = ALLOW_ALL; return }
@@ -120,7 +132,7 @@ async function authPlugin (app: FastifyInstance): Promise<void> {
       // [P-11.4] 401 with the reason, as RFC 6750 §3 describes.
       limited.warn(`rest-auth-${result.reason}`, `${req.method} ${req.url.slice(0, 200)}: ${result.reason} token`)
       reply.code(401).header('www-authenticate', `Bearer error="invalid_token", error_description="${result.reason}"`)
-        .send(errorBody('RTW_UNAUTHORIZED', `Token ${result.reason}`))
+        .send(errorBody('RTW_UNAUTHORIZED', `Token ${result.reason}${result.hint === undefined ? '' : ': ' + result.hint}`))
       return reply
     }
     let grants = restGrants.get(result)
@@ -129,6 +141,7 @@ async function authPlugin (app: FastifyInstance): Promise<void> {
       restGrants.set(result, grants)
     }
     req.grants = grants
+    req.caller = result.caller
   })
 }
 

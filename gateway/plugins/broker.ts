@@ -2,14 +2,13 @@
 // the broker's publish interception to the bridge [P-3], [P-4].
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { createBroker, type Broker, type BrokerHooks } from '../../broker/broker.js'
-import { Bridge } from '../core/bridge.js'
-import { INBOX_PREFIX, REQ_PREFIX, RES_PREFIX } from '../core/topics.js'
+import { createBroker, type Broker, type Stage } from '../../broker/broker.js'
+import { Bridge } from '../../core/bridge.js'
 import { LogLimiter } from '../log-limit.js'
 import { loadTls } from '../tls.js'
-import { RESULT_TOPIC_PREFIX } from '../amqp/results.js'
-import type { Config } from '../config.js'
-import type { Trust } from '../core/client-address.js'
+import { namespaceOf } from '../../core/namespaces.js'
+import { listOf, type Config } from '../config.js'
+import type { Trust } from '../../core/client-address.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -23,52 +22,48 @@ declare module 'fastify' {
 
 async function brokerPlugin (app: FastifyInstance): Promise<void> {
   const config = app.config
+  const limited = new LogLimiter(app.log)
   const broker = await createBroker({
     topicLimits: { maxTopicLength: config.maxTopicLength, maxTopicLevels: config.maxTopicLevels },
-    tls: loadTls(config)
+    tls: loadTls(config),
+    onRefused: (client, what) => limited.warn('refused', `client ${client?.id ?? '?'} refused: ${what}`)
   })
   const bridge = new Bridge({
     requestQos: config.requestQos as 0 | 1,
     maxInFlight: config.maxInFlight,
     defaultTimeoutMs: config.requestTimeoutMs,
     maxTimeoutMs: config.maxTimeoutMs,
-    maxInFlightPerOwner: config.maxInFlightPerClient
+    maxInFlightPerOwner: config.maxInFlightPerClient,
+    forwardCredentials: new Set(listOf(config.forwardCredentials))
   }, broker, broker.subscriptions)
 
-  const limited = new LogLimiter(app.log)
   bridge.onDrop = (reason, detail) => limited.warn(`reply-${reason}`, `dropped (${reason}): ${detail}`)
-  Object.assign(broker.hooks, {
-    intercept (client, packet) {
+  app.stages.bridge = {
+    name: 'bridge',
+    publish (client, packet) {
       const topic = packet.topic
       if (topic.charCodeAt(0) !== 36) return false
-      if (topic.startsWith(RES_PREFIX)) {
-        bridge.handleReply(topic, packet.payload as Buffer, packet.retain)
-        return true
+      switch (namespaceOf(topic).mqttPublish) {
+        case 'responder':
+          bridge.handleReply(topic, packet.payload as Buffer, packet.retain)
+          return true
+        case 'caller': {
+          const forward = bridge.handleCallerRequest(client.id, topic, packet.payload as Buffer)
+          if (forward === null) return true
+          packet.payload = forward
+          // [P-4.2] a request is never retained: it would reach responders that subscribe later.
+          packet.retain = false
+          return false
+        }
+        case 'gateway':
+          // [P-1.7] inboxes and [P-10.3] async results are written only by the gateway, so they cannot be forged.
+          limited.warn('reserved-publish', `client ${client.id} published to ${topic}: only the gateway publishes there; dropped`)
+          return true
+        default:
+          return false
       }
-      if (topic.startsWith(REQ_PREFIX)) {
-        const forward = bridge.handleCallerRequest(client.id, topic, packet.payload as Buffer)
-        if (forward === null) return true
-        packet.payload = forward
-        // [P-4.2] a request is never retained: it would reach responders that subscribe later.
-        packet.retain = false
-        return false
-      }
-      if (topic.startsWith(RESULT_TOPIC_PREFIX)) {
-        // Async results (docs/AMQP.md §4) are published only by the gateway, so they cannot be forged.
-        limited.warn('result-publish', `client ${client.id} published to ${topic}: dropped`)
-        return true
-      }
-      if (topic.startsWith(INBOX_PREFIX)) {
-        // [P-1.7] only the gateway delivers to inboxes, so replies there cannot be forged.
-        limited.warn('inbox-publish', `client ${client.id} published to ${topic}: dropped`)
-        return true
-      }
-      return false
-    },
-    refused (client, what) {
-      limited.warn('refused', `client ${client?.id ?? '?'} refused: ${what}`)
     }
-  } satisfies BrokerHooks)
+  } satisfies Stage
   broker.aedes.on('clientError', (client, err) => {
     if ((err as { alreadyLogged?: boolean }).alreadyLogged !== true) limited.warn('client-error', `client ${client.id}: ${err.message}`)
   })

@@ -7,8 +7,8 @@
 //   - Anything else: Access-Control-Allow-Origin and -Expose-Headers are added.
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
-import { originAllowed, parseOriginPolicy } from '../core/origins.js'
-import { errorBody } from '../errors.js'
+import { originAllowed, parseOriginPolicy } from '../../core/origins.js'
+import { errorBody } from '../../core/errors.js'
 import { LogLimiter } from '../log-limit.js'
 
 /** The routes a browser page may call cross-origin, with the methods each takes (null: any method, bridged). */

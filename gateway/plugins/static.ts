@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs'
 import { readFile, stat } from 'node:fs/promises'
 import { dirname, extname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { errorBody } from '../errors.js'
+import { errorBody } from '../../core/errors.js'
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',

@@ -4,24 +4,22 @@
 // both before the handshake.
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import type { IncomingMessage } from 'node:http'
+import { STATUS_CODES, type IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { answerHandshake, serveWebSocket } from '../../broker/ws-stream.js'
-import { originAllowed, parseOriginPolicy } from '../core/origins.js'
-import { errorBody, ERRORS, type ErrorCode } from '../errors.js'
+import { originAllowed, parseOriginPolicy } from '../../core/origins.js'
+import { errorBody, ERRORS, type ErrorCode } from '../../core/errors.js'
 import { LogLimiter } from '../log-limit.js'
 
 // MQTT-over-WebSocket subprotocol names, newest first [MQTT-6.0.0-3].
 const SUBPROTOCOLS = ['mqtt', 'mqttv3.1']
 
-const REASONS: Record<number, string> = { 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed', 429: 'Too Many Requests' }
-
 /** An HTTP error answer written straight to the upgrading socket, which is then closed. */
 function refuseUpgrade (socket: Duplex, code: ErrorCode, message?: string): void {
   const status = ERRORS[code].status
   const body = JSON.stringify(errorBody(code, message))
-  const reason = REASONS[status] ?? 'Bad Request'
+  const reason = STATUS_CODES[status] ?? 'Error'
   const retry = status === 429 ? 'Retry-After: 1\r\n' : ''
   socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\n${retry}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
 }
@@ -46,6 +44,12 @@ async function websocketPlugin (app: FastifyInstance): Promise<void> {
     const origin = req.headers.origin
     // The client's address, through trustedProxies like req.ip on REST.
     const address = app.limits.addressOf(req)
+    // [P-11.10] DNS rebinding: a page whose name now points at loopback still sends its own Host.
+    if (!app.hostAllowed(req.headers.host)) {
+      limited.warn('ws-host', `WebSocket from ${address ?? '?'}: Host ${JSON.stringify(req.headers.host?.slice(0, 200))} is not a loopback name or in allowedHosts; 421`)
+      refuseUpgrade(socket, 'RTW_HOST_NOT_ALLOWED')
+      return
+    }
     if (!originAllowed(origins, origin, req.headers.host)) {
       limited.warn('ws-origin', `WebSocket from ${address ?? '?'}: origin ${JSON.stringify(origin?.slice(0, 200))} is not allowed; 403`)
       refuseUpgrade(socket, 'RTW_ORIGIN_NOT_ALLOWED')
@@ -58,7 +62,7 @@ async function websocketPlugin (app: FastifyInstance): Promise<void> {
     const answer = answerHandshake(req, SUBPROTOCOLS)
     if (!answer.ok) {
       const body = answer.message
-      socket.end(`HTTP/1.1 ${answer.status} ${REASONS[answer.status] ?? 'Bad Request'}\r\nConnection: close\r\nContent-Type: text/plain\r\n${answer.headers ?? ''}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
+      socket.end(`HTTP/1.1 ${answer.status} ${STATUS_CODES[answer.status] ?? 'Error'}\r\nConnection: close\r\nContent-Type: text/plain\r\n${answer.headers ?? ''}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
       return
     }
     if (!socket.readable || !socket.writable) {
@@ -84,4 +88,4 @@ async function websocketPlugin (app: FastifyInstance): Promise<void> {
   })
 }
 
-export default fp(websocketPlugin, { name: 'rtw-websocket', dependencies: ['rtw-broker', 'rtw-limits'] })
+export default fp(websocketPlugin, { name: 'rtw-websocket', dependencies: ['rtw-broker', 'rtw-limits', 'rtw-host-check'] })

@@ -3,14 +3,16 @@
 import type { OutgoingHttpHeaders } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { endToEndHeaders } from '../core/envelope.js'
-import { isValidPath, isValidService, requestTopic } from '../core/topics.js'
-import { ALLOW_ALL } from '../core/grants.js'
-import { checkTopic } from '../../broker/conformance.js'
-import type { Outcome } from '../core/correlator.js'
-import type { Call } from '../core/bridge.js'
-import { GatewayError, errorBody, ERRORS } from '../errors.js'
+import { CREDENTIAL_HEADERS, endToEndHeaders } from '../../core/envelope.js'
+import { isValidPath, isValidService, requestTopic } from '../../core/topics.js'
+import { ALLOW_ALL } from '../../core/grants.js'
+import { checkTopic } from '../../core/conformance.js'
+import type { Outcome } from '../../core/correlator.js'
+import type { Call } from '../../core/bridge.js'
+import { GatewayError, errorBody, ERRORS } from '../../core/errors.js'
+import { listOf } from '../config.js'
 import { callQueuedAsync, isQueuedAsync, readResult } from '../amqp/async-call.js'
+import { idempotentCall } from './idempotent-call.js'
 
 export const API_PREFIX = '/api/'
 
@@ -20,6 +22,8 @@ type Watched = Socket & { [AWAITING]?: string[] }
 
 // Gateway controls that are consumed here, not forwarded to the service [P-2.2].
 const OWN_HEADERS = new Set(['x-rtw-timeout', 'prefer'])
+// ...and the caller's credentials, unless the service is in forwardCredentials [P-2.2].
+const OWN_AND_CREDENTIALS = new Set([...OWN_HEADERS, ...CREDENTIAL_HEADERS])
 
 interface Target { service: string, path: string, query: string, timeoutParam: string | undefined }
 
@@ -88,7 +92,7 @@ function forget (socket: Watched, id: string): void {
   ids.pop()
 }
 
-function send (reply: FastifyReply, id: string, outcome: Outcome): void {
+export function send (reply: FastifyReply, id: string, outcome: Outcome): void {
   if (reply.sent) return
   reply.header('x-request-id', id)
   if (outcome.kind === 'error') {
@@ -116,8 +120,9 @@ export default async function apiRoutes (app: FastifyInstance): Promise<void> {
   const config = app.config
   const topicLimits = { maxTopicLength: config.maxTopicLength, maxTopicLevels: config.maxTopicLevels }
   const bridge = app.bridge
+  const forwardCredentials = new Set(listOf(config.forwardCredentials))
 
-  function handler (req: FastifyRequest, reply: FastifyReply): void {
+  function handler (req: FastifyRequest, reply: FastifyReply): undefined | Promise<FastifyReply> {
     const target = parseTarget(req.url)
     // [P-11.7] the token must grant calling this service.
     if (!req.grants.mayCall(target.service)) throw new GatewayError('RTW_FORBIDDEN', `The token does not grant calling ${target.service}`)
@@ -134,16 +139,20 @@ export default async function apiRoutes (app: FastifyInstance): Promise<void> {
       path: target.path,
       method: req.method,
       query: target.query,
-      headers: endToEndHeaders(req.headers, OWN_HEADERS),
+      headers: endToEndHeaders(req.headers, forwardCredentials.has(target.service) ? OWN_HEADERS : OWN_AND_CREDENTIALS),
       body: req.body as Buffer | undefined,
       timeoutMs,
       noReply,
       // maxInFlightPerClient counts per token subject, or per address without auth.
-      owner: req.grants === ALLOW_ALL ? 'ip:' + req.ip : 'sub:' + req.grants.subject
+      owner: req.grants === ALLOW_ALL ? 'ip:' + req.ip : 'sub:' + req.grants.subject,
+      caller: req.caller ?? undefined
     }
+    // [P-13] executed at most once per caller and key; one header lookup for calls without it.
+    const idempotencyKey = req.headers['idempotency-key']
+    if (idempotencyKey !== undefined) return idempotentCall(app, reply, call, idempotencyKey, send)
     if (isQueuedAsync(app, target.service, noReply)) {
       // RabbitMQ-queued: 202 only once confirmed, with a status URL for the result (docs/AMQP.md §4).
-      callQueuedAsync(app, reply, call)
+      callQueuedAsync(app, call, (id, outcome) => send(reply, id, outcome))
       return
     }
     const socket = req.raw.socket as Watched | null

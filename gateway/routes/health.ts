@@ -10,6 +10,8 @@ export default async function healthRoutes (app: FastifyInstance): Promise<void>
     const checks: Record<string, string> = { broker: app.broker.aedes.closed ? 'closed' : 'ok' }
     // RabbitMQ, when configured: while it is away the gateway is degraded (queued services answer 503).
     if (app.amqp !== null) checks.amqp = app.amqp.conn.up ? 'ok' : app.amqp.conn.state
+    // The gateway's state store (plugins/state.ts), when it is a server: idempotent calls need it [P-13.9].
+    if (app.state.kind === 'redis') checks.state = app.state.healthy ? 'ok' : 'unreachable'
     const degraded = Object.values(checks).some(c => c !== 'ok')
     if (draining || degraded) reply.code(503)
     return { status: draining ? 'draining' : degraded ? 'degraded' : 'ready', checks }
@@ -26,6 +28,7 @@ export default async function healthRoutes (app: FastifyInstance): Promise<void>
       clients: app.broker.aedes.connectedClients,
       // What the MQTT limits refused or dropped (README "Limits").
       limits: app.limits.counters,
+      idempotency: { ...app.idempotency.counters, store: app.state.kind, ...app.idempotency.kv.stats() },
       ...(app.amqp === null ? {} : { amqp: app.amqp.stats() })
     }
   })

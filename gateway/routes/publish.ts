@@ -1,12 +1,11 @@
 // Live updates from HTTP: publish to a topic, and read a topic's retained value [P-8].
 import type { FastifyInstance } from 'fastify'
 import { isUtf8 } from 'node:buffer'
-import { isValidTopicName } from '../core/topics.js'
-import { GatewayError } from '../errors.js'
-import { checkTopic as checkTopicLimits, type TopicLimits } from '../../broker/conformance.js'
+import { isValidTopicName } from '../../core/topics.js'
+import { GatewayError } from '../../core/errors.js'
+import { httpPublishAllowed, httpReadAllowed } from '../../core/namespaces.js'
+import { checkTopic as checkTopicLimits, type TopicLimits } from '../../core/conformance.js'
 
-// The $req/$res/$inbox protocol and the broker's $SYS are not for HTTP publishers [P-8.2].
-const RESERVED = /^\$(req|res|inbox|SYS)(\/|$)/
 
 interface PublishBody {
   topic: string
@@ -15,9 +14,10 @@ interface PublishBody {
   retain: boolean
 }
 
-function checkTopic (topic: unknown): string {
+/** A topic an HTTP client may use: well-formed, and in a namespace open to it (core/namespaces.ts) [P-8.2]. */
+function checkTopic (topic: unknown, open: (topic: string) => boolean): string {
   if (typeof topic !== 'string' || !isValidTopicName(topic) || topic.includes('\uFFFD')) throw new GatewayError('RTW_BAD_TOPIC')
-  if (RESERVED.test(topic)) throw new GatewayError('RTW_BAD_TOPIC', `Topic ${topic} is reserved`)
+  if (!open(topic)) throw new GatewayError('RTW_BAD_TOPIC', `Topic ${topic} is reserved`)
   return topic
 }
 
@@ -31,7 +31,7 @@ export function parsePublishBody (raw: Buffer | undefined): PublishBody {
   }
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new GatewayError('RTW_BAD_REQUEST', 'The body must be a JSON object')
   const b = body as Record<string, unknown>
-  const topic = checkTopic(b.topic)
+  const topic = checkTopic(b.topic, httpPublishAllowed)
   const encoding = b.encoding ?? 'plain'
   if (encoding !== 'plain' && encoding !== 'base64') throw new GatewayError('RTW_BAD_REQUEST', 'encoding must be "plain" or "base64"')
   let payload: Buffer
@@ -89,7 +89,7 @@ export default async function publishRoutes (app: FastifyInstance): Promise<void
     } catch {
       throw new GatewayError('RTW_BAD_TOPIC', 'Invalid percent-encoding in the topic')
     }
-    checkTopic(topic)
+    checkTopic(topic, httpReadAllowed)
     checkLimits(topic, limits)
     if (!req.grants.maySubscribe(topic)) throw new GatewayError('RTW_FORBIDDEN', `The token does not grant reading ${topic}`)
     const packet = await app.broker.readRetained(topic)

@@ -1,6 +1,6 @@
 // Starts an in-process gateway on free ports (port 0) and closes it after the test.
 import type { FastifyInstance } from 'fastify'
-import { buildApp } from '../../gateway/app.js'
+import { buildApp, type BuildOptions } from '../../gateway/app.js'
 import { loadConfig, type Config } from '../../gateway/config.js'
 
 export interface TestGateway {
@@ -14,9 +14,9 @@ export interface TestGateway {
   close: () => Promise<void>
 }
 
-export async function startGateway (overrides: Partial<Config> = {}): Promise<TestGateway> {
+export async function startGateway (overrides: Partial<Config> = {}, build: BuildOptions = {}): Promise<TestGateway> {
   const { config } = loadConfig({ overrides: { httpPort: 0, mqttPort: 0, logLevel: 'silent', ...overrides } })
-  const app = await buildApp(config)
+  const app = await buildApp(config, build)
   await app.listen({ port: config.httpPort, host: config.host })
   const mqtt = await app.broker.listenTcp(config.mqttPort, config.host)
   const addr = app.server.address()

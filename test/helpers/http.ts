@@ -47,3 +47,18 @@ export async function errorCode (res: Response): Promise<string | undefined> {
   const body = await res.json() as { error?: { code?: string } }
   return body.error?.code
 }
+
+/** Attempts a WebSocket upgrade (subprotocol mqtt) and resolves its status: 101, or the refusal's status and body. */
+export async function wsUpgrade (url: string, headers: Record<string, string> = {}): Promise<{ status: number, body: string }> {
+  const { default: WebSocket } = await import('ws')
+  return await new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, 'mqtt', { headers })
+    ws.on('open', () => { ws.close(); resolve({ status: 101, body: '' }) })
+    ws.on('unexpected-response', (_req, res) => {
+      let body = ''
+      res.on('data', (c: Buffer) => { body += c.toString() })
+      res.on('end', () => { resolve({ status: res.statusCode ?? 0, body }); ws.terminate() })
+    })
+    ws.on('error', reject)
+  })
+}

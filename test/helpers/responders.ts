@@ -1,6 +1,6 @@
 // In-process MQTT responders for the $req/$res contract, built on MQTT.js.
 import type { IClientOptions, MqttClient } from 'mqtt'
-import type { RequestEnvelope } from '../../gateway/core/envelope.js'
+import type { RequestEnvelope } from '../../core/envelope.js'
 import { echo } from '../../echo-server/echo.js'
 import { connectClient, subscribe } from './mqtt.js'
 import { waitFor } from './wait.js'

@@ -71,12 +71,12 @@ describe('broker delivery', () => {
     }
   })
 
-  it('asks the per-delivery hook first: a subscriber it refuses gets nothing, the others still do', async () => {
+  it('asks the delivery stages first: a subscriber it refuses gets nothing, the others still do', async () => {
     const refused = await connectClient(gw.mqttUrl, { clientId: 'refused-sub' })
     const accepted = await connectClient(gw.mqttUrl, { clientId: 'accepted-sub' })
-    const hooks = gw.app.broker.hooks
-    const inner = hooks.allowForward
-    hooks.allowForward = (client, packet) => client.id !== 'refused-sub' && (inner === undefined || inner(client, packet))
+    const broker = gw.app.broker
+    const stages = broker.pipeline.stages
+    broker.use([...stages, { name: 'refuse-one', deliver: client => client.id !== 'refused-sub' }])
     try {
       await subscribe(refused, '$req/hooked/#', 0)
       await subscribe(accepted, '$req/hooked/#', 0)
@@ -85,12 +85,12 @@ describe('broker delivery', () => {
       gw.app.broker.publish('$req/hooked/a', Buffer.from('1'), 0, false, () => {})
       await waitFor(() => atAccepted.length === 1, { what: 'the accepted delivery' })
       // The refused subscriber's next message proves nothing was queued for it before.
-      hooks.allowForward = inner
+      broker.use(stages)
       gw.app.broker.publish('$req/hooked/b', Buffer.from('2'), 0, false, () => {})
       await waitFor(() => atRefused.length === 1, { what: 'the delivery after the hook lets it through' })
       expect(atRefused.map(m => m.payload.toString())).toEqual(['2'])
     } finally {
-      hooks.allowForward = inner
+      broker.use(stages)
       await refused.endAsync()
       await accepted.endAsync()
     }

@@ -14,12 +14,12 @@ let refusals: string[]
 
 beforeAll(async () => {
   gw = await startGateway({ connectRate: 10_000 })
-  // The hook is read when a refusal happens, so wrapping it here sees the guard's reports.
-  const hooks = gw.app.broker.hooks
-  const inner = hooks.refused
-  hooks.refused = (client, what) => {
+  // Every refusal goes through broker.refused when it happens, so wrapping it here sees the guard's reports.
+  const broker = gw.app.broker
+  const inner = broker.refused
+  broker.refused = (client, what) => {
     refusals.push(what)
-    inner?.(client, what)
+    inner(client, what)
   }
 })
 afterAll(async () => { await gw?.close() })

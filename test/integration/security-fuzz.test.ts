@@ -207,7 +207,7 @@ function newestSource (dir: string): number {
 
 /** The gateway runs from dist/ (npm test builds first); builds once when it is missing or older than its sources. */
 async function ensureBuilt (): Promise<void> {
-  const stale = !existsSync(MAIN_JS) || Math.max(newestSource(join(root, 'gateway')), newestSource(join(root, 'broker'))) > statSync(MAIN_JS).mtimeMs
+  const stale = !existsSync(MAIN_JS) || Math.max(newestSource(join(root, 'core')), newestSource(join(root, 'gateway')), newestSource(join(root, 'broker'))) > statSync(MAIN_JS).mtimeMs
   if (!stale) return
   const tsc = startProcess(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.build.json')], { cwd: root })
   await tsc.waitForExit(120_000)

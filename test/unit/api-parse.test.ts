@@ -1,7 +1,7 @@
 // The REST bridge's URL and timeout parsing (gateway/routes/api.ts).
 import { describe, expect, it } from 'vitest'
 import { parseTarget, parseTimeout } from '../../gateway/routes/api.js'
-import { GatewayError } from '../../gateway/errors.js'
+import { GatewayError } from '../../core/errors.js'
 
 function code (fn: () => unknown): string | undefined {
   try {

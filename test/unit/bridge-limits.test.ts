@@ -1,8 +1,8 @@
 // The per-caller in-flight limit (maxInFlightPerClient) in the bridge, with a fake broker.
 import { describe, expect, it } from 'vitest'
-import { Bridge, type Call } from '../../gateway/core/bridge.js'
-import { SubscriptionIndex } from '../../gateway/core/subscriptions.js'
-import type { Outcome } from '../../gateway/core/correlator.js'
+import { Bridge, type Call } from '../../core/bridge.js'
+import { SubscriptionIndex } from '../../core/subscriptions.js'
+import type { Outcome } from '../../core/correlator.js'
 
 function setup (maxInFlightPerOwner: number): { bridge: Bridge, published: Array<{ topic: string, payload: Buffer }> } {
   const published: Array<{ topic: string, payload: Buffer }> = []

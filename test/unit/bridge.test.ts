@@ -1,9 +1,9 @@
-// The request/reply exchange without any I/O (gateway/core/bridge.ts): a fake
+// The request/reply exchange without any I/O (core/bridge.ts): a fake
 // broker port and a subscription index stand in for Aedes.
 import { describe, expect, it, vi } from 'vitest'
-import { Bridge, type BrokerPort, type Call } from '../../gateway/core/bridge.js'
-import type { Outcome } from '../../gateway/core/correlator.js'
-import { SubscriptionIndex } from '../../gateway/core/subscriptions.js'
+import { Bridge, type BrokerPort, type Call } from '../../core/bridge.js'
+import type { Outcome } from '../../core/correlator.js'
+import { SubscriptionIndex } from '../../core/subscriptions.js'
 
 interface Sent { topic: string, payload: Buffer, qos: 0 | 1, retain: boolean }
 

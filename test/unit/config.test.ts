@@ -108,6 +108,17 @@ describe('loadConfig', () => {
     expect(loadConfig({ env: { RTW_HOST: '0.0.0.0', RTW_JWT_SECRET: 's3cret-s3cret-s3cret-s3cret-s3cret' } }).config.host).toBe('0.0.0.0')
   })
 
+  it('takes dataDir and a redis:// or rediss:// redisUrl, and refuses any other URL', () => {
+    const { config } = loadConfig({ env: { RTW_DATA_DIR: '/var/lib/rtw', RTW_REDIS_URL: 'redis://10.0.0.5:6379/2' } })
+    expect(config.dataDir).toBe('/var/lib/rtw')
+    expect(config.redisUrl).toBe('redis://10.0.0.5:6379/2')
+    expect(loadConfig({ argv: ['--redis-url', 'rediss://user:pw@r.example:6380'] }).config.redisUrl).toBe('rediss://user:pw@r.example:6380')
+    expect(loadConfig({ argv: ['--data-dir=/d'] }).config.dataDir).toBe('/d')
+    expect(loadConfig().config.redisUrl).toBe('')
+    fails(() => loadConfig({ env: { RTW_REDIS_URL: 'http://r:6379' } }), /redisUrl must be a redis:\/\/ or rediss:\/\/ URL/)
+    fails(() => loadConfig({ env: { RTW_REDIS_URL: 'localhost:6379' } }), /redisUrl must be/)
+  })
+
   it('documents every key with its environment variable and flag', () => {
     const table = configTable()
     for (const [key, f] of Object.entries(CONFIG_FIELDS)) {

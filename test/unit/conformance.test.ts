@@ -1,6 +1,6 @@
 // Text and topic checks Aedes skips: [MQTT-1.5.3-1], [MQTT-1.5.3-2], and the configured topic limits.
 import { describe, expect, it } from 'vitest'
-import { checkTopic, connectViolation, textViolation } from '../../broker/conformance.js'
+import { checkTopic, connectViolation, textViolation } from '../../core/conformance.js'
 
 const limits = { maxTopicLength: 16, maxTopicLevels: 3 }
 

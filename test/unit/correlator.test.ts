@@ -1,6 +1,6 @@
-// Pending requests by correlation id (gateway/core/correlator.ts): first outcome wins.
+// Pending requests by correlation id (core/correlator.ts): first outcome wins.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { Correlator, type Outcome } from '../../gateway/core/correlator.js'
+import { Correlator, type Outcome } from '../../core/correlator.js'
 
 const ok = (body: string): Outcome => ({ kind: 'reply', reply: { id: undefined, status: 200, headers: {}, body } })
 
@@ -189,5 +189,36 @@ describe('Correlator', () => {
     c.drop('undecodable')
     c.drop('undecodable')
     expect(c.dropped).toMatchObject({ retained: 1, undecodable: 2, late: 0, duplicate: 0, unknown: 0 })
+  })
+})
+
+describe('correlation ids are unguessable [P-5.1]', () => {
+  it('carry 64 random bits each: consecutive ids share no random part, and a guessed one settles nothing', () => {
+    const c = new Correlator({ maxInFlight: 10 })
+    const ids = Array.from({ length: 2000 }, () => c.nextId())
+    const randomParts = new Set(ids.map(id => id.slice(0, 11)))
+    expect(randomParts.size).toBe(ids.length)
+    for (const id of ids) expect(id).toMatch(/^[A-Za-z0-9_-]{11}[0-9a-z]+$/)
+    const next = c.nextId()
+    const got: Outcome[] = []
+    c.register(next, 's', 1000, o => got.push(o))
+    // The attacker knows the sequence number (the last id it saw, plus one) but not the random part.
+    const guessed = ids.at(-1)!.slice(0, 11) + next.slice(11)
+    expect(c.settle(guessed, ok('forged'))).toBe('unknown')
+    expect(c.has(next)).toBe(true)
+    expect(c.settle(next, ok('real'))).toBeNull()
+    expect(got).toEqual([ok('real')])
+    // A forged id for an already settled request is unknown too, not "duplicate".
+    expect(c.settle(ids.at(-1)!.slice(0, 11) + next.slice(11), ok('again'))).toBe('unknown')
+    expect(c.settle(next, ok('again'))).toBe('duplicate')
+  })
+
+  it('puts a configured prefix in front', () => {
+    const c = new Correlator({ maxInFlight: 10, prefix: 'n1.' })
+    const id = c.nextId()
+    expect(id.startsWith('n1.')).toBe(true)
+    const got: Outcome[] = []
+    c.register(id, 's', 1000, o => got.push(o))
+    expect(c.settle(id, ok('x'))).toBeNull()
   })
 })

@@ -3,7 +3,7 @@
 import { readFileSync, readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { ERRORS } from '../../gateway/errors.js'
+import { ERRORS } from '../../core/errors.js'
 import { CONFIG_FIELDS, defaultText } from '../../gateway/config.js'
 
 const root = join(import.meta.dirname, '..', '..')
@@ -49,7 +49,7 @@ describe('docs stay in sync with the code', () => {
 
   it('every protocol clause cited in code is defined in PROTOCOL.md', () => {
     const cited = new Set<string>()
-    for (const dir of ['gateway', 'broker', 'echo-server', 'web-client/src']) {
+    for (const dir of ['core', 'gateway', 'broker', 'echo-server', 'web-client/src']) {
       let files: string[] = []
       try { files = sourceFiles(join(root, dir)) } catch { continue }
       for (const f of files) {

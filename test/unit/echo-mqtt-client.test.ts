@@ -107,14 +107,16 @@ describe('against the embedded broker', () => {
   it('replies at QoS 0 and at QoS 1', async () => {
     gw = await startGateway()
     // The gateway consumes $res/ replies before Aedes's 'publish' event, so the QoS is read where
-    // every client PUBLISH reaches the gateway's hooks, whichever way it was parsed.
-    const hooks = gw.app.broker.hooks
-    const intercept = hooks.intercept
+    // every client PUBLISH reaches the pipeline's publish stages, whichever way it was parsed.
+    const broker = gw.app.broker
     const replies = new Map<string, number[]>()
-    hooks.intercept = (client, packet) => {
-      if (packet.topic.startsWith('$res/')) replies.set(client.id, [...replies.get(client.id) ?? [], packet.qos])
-      return intercept?.(client, packet) ?? false
-    }
+    broker.use([{
+      name: 'record-replies',
+      publish (client, packet) {
+        if (packet.topic.startsWith('$res/')) replies.set(client.id, [...replies.get(client.id) ?? [], packet.qos])
+        return false
+      }
+    }, ...broker.pipeline.stages])
     for (const qos of [0, 1] as const) {
       const h = startClient(gw.mqttUrl, { replyQos: qos })
       await waitFor(() => h.subscribed.length === 2, { what: 'two SUBACKs' })

@@ -1,7 +1,7 @@
 // The echo service's pure logic (echo-server/echo.ts).
 import { describe, expect, it } from 'vitest'
 import { echo } from '../../echo-server/echo.js'
-import { decodeReply, type RequestEnvelope } from '../../gateway/core/envelope.js'
+import { decodeReply, type RequestEnvelope } from '../../core/envelope.js'
 
 const envelope = (over: Partial<RequestEnvelope> = {}): RequestEnvelope => ({
   id: 'i1', method: 'PUT', path: '/a/b', query: 'x=1', headers: { 'content-type': 'text/csv', accept: '*/*' }, body: 'a,b', replyTo: '$res/echo/$rid/i1', deadline: 1, ...over

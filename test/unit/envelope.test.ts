@@ -1,8 +1,8 @@
-// Request and reply envelopes (gateway/core/envelope.ts).
+// Request and reply envelopes (core/envelope.ts).
 import { describe, expect, it } from 'vitest'
 import {
   decodeCallerRequest, decodeReply, encodeBody, encodeCallerReply, encodeRequest, endToEndHeaders, type RequestEnvelope
-} from '../../gateway/core/envelope.js'
+} from '../../core/envelope.js'
 
 const reply = (v: unknown): ReturnType<typeof decodeReply> => decodeReply(Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)))
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { compileGrants, filterCovers } from '../../gateway/core/grants.js'
+import { compileGrants, filterCovers } from '../../core/grants.js'
 import { mayPublishWith, maySubscribeWith } from '../../gateway/plugins/auth.js'
 
 describe('filterCovers', () => {
@@ -22,6 +22,33 @@ describe('compileGrants', () => {
     expect(evil.mayPublish('u/anyone/x')).toBe(false)
     const rest = compileGrants({ publish: ['d/${clientid}'] }, 'alice')
     expect(rest.mayPublish('d/')).toBe(false)
+  })
+
+  // [P-11.3] every grant kind, every placeholder, every value that would widen a grant.
+  const WIDENING = ['*', '+', '#', '/', '', 'a/b', 'a+', 'x#', 'a*', '$SYS', '$req', 'nul\u0000']
+  it.each(WIDENING)('a ${sub} or ${clientid} of %j voids the grant, whatever its kind', (value) => {
+    for (const placeholder of ['${sub}', '${clientid}']) {
+      const claim = {
+        call: [placeholder, `svc-${placeholder}`],
+        serve: [placeholder, `svc-${placeholder}`],
+        publish: [placeholder, `${placeholder}/#`, `u/${placeholder}/#`],
+        subscribe: [placeholder, `${placeholder}/#`, `u/${placeholder}/#`]
+      }
+      const g = placeholder === '${sub}' ? compileGrants(claim, value, 'c') : compileGrants(claim, 's', value)
+      for (const service of ['*', 'echo', 'svc-', 'svc-x', value]) {
+        expect(g.mayCall(service), `call ${service}`).toBe(false)
+        expect(g.mayServe(service), `serve ${service}`).toBe(false)
+      }
+      for (const topic of ['u/x/y', 'u//y', 'u', 'a', '$SYS/x', '$req/echo/x', 'x']) expect(g.mayPublish(topic), `publish ${topic}`).toBe(false)
+      for (const filter of ['#', 'u/#', 'u/+/y', '$SYS/#', '$req/#', 'x/#']) expect(g.maySubscribe(filter), `subscribe ${filter}`).toBe(false)
+    }
+  })
+
+  it('a safe value still expands in every grant kind', () => {
+    const claim = { call: ['${sub}'], serve: ['svc-${clientid}'], publish: ['u/${sub}/#'], subscribe: ['d/${clientid}/#'] }
+    const g = compileGrants(claim, 'alice', 'phone')
+    expect([g.mayCall('alice'), g.mayCall('bob'), g.mayServe('svc-phone'), g.mayServe('svc-x')]).toEqual([true, false, true, false])
+    expect([g.mayPublish('u/alice/x'), g.mayPublish('u/bob/x'), g.maySubscribe('d/phone/#'), g.maySubscribe('d/+/#')]).toEqual([true, false, true, false])
   })
 
   it('ignores malformed claims rather than granting anything', () => {

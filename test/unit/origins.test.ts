@@ -1,6 +1,6 @@
 // allowedOrigins: "" same origin, "*" any, else a list; no Origin header passes.
 import { describe, expect, it } from 'vitest'
-import { originAllowed, parseOriginPolicy } from '../../gateway/core/origins.js'
+import { originAllowed, parseOriginPolicy } from '../../core/origins.js'
 
 describe('origin policy', () => {
   it('"" allows the same origin (Origin host equals Host) and clients that send no Origin', () => {

@@ -1,6 +1,6 @@
 // Token buckets behind publishRate and connectRate, with an injected clock.
 import { describe, expect, it } from 'vitest'
-import { KeyedRateLimiter, TokenBucket } from '../../gateway/core/rate-limit.js'
+import { KeyedRateLimiter, TokenBucket } from '../../core/rate-limit.js'
 
 describe('TokenBucket', () => {
   it('allows a burst of `burst` takes, then refuses until tokens refill', () => {

@@ -1,7 +1,7 @@
-// The subscription index answers "is anyone listening" (gateway/core/subscriptions.ts).
+// The subscription index answers "is anyone listening" (core/subscriptions.ts).
 import { describe, expect, it } from 'vitest'
-import { SubscriptionIndex } from '../../gateway/core/subscriptions.js'
-import { topicMatches } from '../../gateway/core/topics.js'
+import { SubscriptionIndex } from '../../core/subscriptions.js'
+import { topicMatches } from '../../core/topics.js'
 
 describe('SubscriptionIndex', () => {
   it('matches exact, "+" and "#" filters', () => {

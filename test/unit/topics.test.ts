@@ -1,9 +1,9 @@
-// Topic grammar of the $req/$res contract (gateway/core/topics.ts).
+// Topic grammar of the $req/$res contract (core/topics.ts).
 import { describe, expect, it } from 'vitest'
 import {
   isOwnInbox, isValidPath, isValidPathLevel, isValidService, isValidTopicFilter, isValidTopicName,
   mirrorTopic, parseReplyTopic, parseRequestTopic, replyTopic, requestTopic, topicMatches
-} from '../../gateway/core/topics.js'
+} from '../../core/topics.js'
 
 describe('service names and path levels [P-1.2], [P-1.3]', () => {
   it.each(['echo', 'realtimeweb', 'a', 'A-b_9', 'x'.repeat(64)])('accepts the service %s', s => {

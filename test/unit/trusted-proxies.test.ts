@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import Fastify from 'fastify'
 import { afterAll, describe, expect, it } from 'vitest'
 import { ConfigError, loadConfig } from '../../gateway/config.js'
-import { clientAddress, compileTrust, parseTrustedProxies } from '../../gateway/core/client-address.js'
+import { clientAddress, compileTrust, parseTrustedProxies } from '../../core/client-address.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'rtw-trusted-'))
 afterAll(() => { rmSync(dir, { recursive: true, force: true }) })

@@ -2,7 +2,7 @@
 // reply decoding, and its error list kept in sync with the gateway's table.
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
-import { ERRORS } from '../../gateway/errors.js'
+import { ERRORS } from '../../core/errors.js'
 import { backoffDelay } from '../../web-client/src/backoff.js'
 import { decodeBytes, encodeBody, fromBase64, toBase64 } from '../../web-client/src/body.js'
 import { CLIENT_ERRORS, GatewayError } from '../../web-client/src/errors.js'

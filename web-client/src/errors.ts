@@ -1,5 +1,5 @@
 // One error type for everything request(), publish() and subscribe() can fail
-// with: the gateway's own codes (gateway/errors.ts, PROTOCOL.md §6) and the
+// with: the gateway's own codes (core/errors.ts, PROTOCOL.md §6) and the
 // client's, which all start with RTW_CLIENT_.
 
 /** Codes the gateway answers with; test/unit/web-client-errors.test.ts keeps this list in sync. */
@@ -7,9 +7,11 @@ export type GatewayErrorCode =
   | 'RTW_BAD_TARGET' | 'RTW_BAD_REQUEST' | 'RTW_BAD_TIMEOUT' | 'RTW_BAD_TOPIC' | 'RTW_BAD_JSON'
   | 'RTW_UNAUTHORIZED' | 'RTW_FORBIDDEN' | 'RTW_NO_RESPONDER' | 'RTW_NO_RETAINED' | 'RTW_ROUTE_NOT_FOUND'
   | 'RTW_RESULT_NOT_FOUND' | 'RTW_PAYLOAD_TOO_LARGE'
-  | 'RTW_ORIGIN_NOT_ALLOWED' | 'RTW_REQUEST_TIMEOUT' | 'RTW_HEADERS_TOO_LARGE' | 'RTW_CALLER_GONE'
+  | 'RTW_ORIGIN_NOT_ALLOWED' | 'RTW_HOST_NOT_ALLOWED' | 'RTW_REQUEST_TIMEOUT' | 'RTW_HEADERS_TOO_LARGE' | 'RTW_CALLER_GONE'
   | 'RTW_UNSUPPORTED_MEDIA_TYPE' | 'RTW_TOO_MANY_REQUESTS' | 'RTW_INTERNAL' | 'RTW_BAD_REPLY'
   | 'RTW_SHUTTING_DOWN' | 'RTW_QUEUE_UNAVAILABLE' | 'RTW_PUBLISH_FAILED' | 'RTW_REPLY_TIMEOUT'
+  | 'RTW_BAD_IDEMPOTENCY_KEY' | 'RTW_IDEMPOTENCY_IN_PROGRESS' | 'RTW_IDEMPOTENCY_KEY_REUSED'
+  | 'RTW_IDEMPOTENCY_STORE_FULL' | 'RTW_STATE_UNAVAILABLE'
 
 /** Codes made by this library; `status` is 0 for them. */
 export const CLIENT_ERRORS = {

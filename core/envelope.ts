@@ -3,6 +3,24 @@ import { isUtf8 } from 'node:buffer'
 
 export type Headers = Record<string, string>
 
+/**
+ * [P-2.6] Who made a request, as the gateway verified it: with auth on, the
+ * token's subject and the claims a responder may need, never the token itself.
+ */
+export interface CallerIdentity {
+  sub: string
+  /** How the caller authenticated: a JWT or a static API key [P-11.9]. */
+  via: 'jwt' | 'api-key'
+  iss?: string
+  aud?: string | string[]
+  /** The token's expiry, epoch seconds; absent for API keys. */
+  exp?: number
+  /** The token's other claims (not `rtw` and not the registered ones), when it has any. */
+  claims?: Record<string, unknown>
+  /** The MQTT client id of an MQTT-native caller [P-4.2]. */
+  clientId?: string
+}
+
 /** [P-2.1] What the gateway publishes on `$req/<service>/<path…>`. */
 export interface RequestEnvelope {
   id: string
@@ -12,6 +30,8 @@ export interface RequestEnvelope {
   headers: Headers
   body?: string
   enc?: 'base64'
+  /** [P-2.6] present only with auth on. */
+  caller?: CallerIdentity
   replyTo: string
   deadline: number
 }
@@ -39,6 +59,14 @@ export function encodeBody (buf: Buffer): EncodedBody {
 export function encodeRequest (env: RequestEnvelope): Buffer {
   return Buffer.from(JSON.stringify(env))
 }
+
+/**
+ * [P-2.2] The caller's credentials: never forwarded to a responder, which could
+ * otherwise replay them with every other grant they carry, unless the service
+ * is listed in `forwardCredentials`. (`proxy-authorization` is hop-by-hop and
+ * always removed.)
+ */
+export const CREDENTIAL_HEADERS: readonly string[] = ['authorization', 'cookie']
 
 const HOP_BY_HOP = new Set([
   'connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection',

@@ -3,11 +3,11 @@
 // the caller hands in, and "who is subscribed" through a SubscriptionIndex.
 import { Correlator, type DropReason, type Outcome } from './correlator.js'
 import {
-  decodeCallerRequest, decodeReply, encodeBody, encodeCallerReply, encodeRequest,
-  type Headers, type Reply, type RequestEnvelope
+  CREDENTIAL_HEADERS, decodeCallerRequest, decodeReply, encodeBody, encodeCallerReply, encodeRequest,
+  type CallerIdentity, type Headers, type Reply, type RequestEnvelope
 } from './envelope.js'
-import { isOwnInbox, parseReplyTopic, parseRequestTopic, replyTopic, requestTopic } from './topics.js'
-import { ERRORS, errorBody, type ErrorCode } from '../errors.js'
+import { answerTopic, isOwnInbox, parseReplyTopic, parseRequestTopic, replyTopic, requestTopic } from './topics.js'
+import { ERRORS, errorBody, type ErrorCode } from './errors.js'
 import type { SubscriptionIndex } from './subscriptions.js'
 
 export interface BrokerPort {
@@ -37,6 +37,8 @@ export interface QueuedRequest {
   expiresInMs: number
   /** False for fire-and-forget: nobody waits for a reply [P-2.5]. */
   expectsReply: boolean
+  /** What a worker deduplicates on when it is not the id: the caller's idempotency key [P-13.8]. */
+  dedupeId?: string
 }
 
 export interface BridgeOptions {
@@ -46,6 +48,8 @@ export interface BridgeOptions {
   maxTimeoutMs: number
   /** Requests one caller (Call.owner, or an MQTT client) may have awaiting replies; 429 above it. */
   maxInFlightPerOwner?: number
+  /** Services whose MQTT callers' Authorization and Cookie headers are forwarded [P-2.2]. */
+  forwardCredentials?: ReadonlySet<string>
 }
 
 /** A REST call already split into its parts by the HTTP transport. */
@@ -61,6 +65,10 @@ export interface Call {
   noReply: boolean
   /** Who calls, for the per-caller in-flight limit: `sub:<token subject>` or `ip:<address>`. */
   owner?: string
+  /** [P-2.6] The verified caller, with auth on. */
+  caller?: CallerIdentity
+  /** Set for a call with an Idempotency-Key: queued services deduplicate on it [P-13.8]. */
+  dedupeId?: string
 }
 
 export type CallStart = { ok: true, id: string } | { ok: false, code: ErrorCode }
@@ -126,24 +134,25 @@ export class Bridge {
       query: c.query,
       headers: c.headers,
       ...(c.body === undefined ? {} : encodeBody(c.body)),
+      ...(c.caller === undefined ? {} : { caller: c.caller }),
       replyTo: c.noReply ? '' : replyTopic(c.service, id),
       deadline: c.noReply ? 0 : Date.now() + c.timeoutMs
     }
     if (c.noReply) {
       // [P-2.5] an empty replyTo tells the responder that nobody waits.
-      this.dispatch(c.service, topic, id, encodeRequest(env), c.timeoutMs, false, () => {})
+      this.dispatch(c.service, topic, id, encodeRequest(env), c.timeoutMs, false, () => {}, c.dedupeId)
       return { ok: true, id }
     }
     this.correlator.register(id, c.service, c.timeoutMs, this.track(c.owner, onSettle))
     this.dispatch(c.service, topic, id, encodeRequest(env), c.timeoutMs, true, err => {
       if (err) this.correlator.settle(id, { kind: 'error', code: this.publishFailure(c.service), message: err.message })
-    })
+    }, c.dedupeId)
     return { ok: true, id }
   }
 
   /** Sends a request envelope to its service: into the queue for queued services, else on MQTT. */
-  private dispatch (service: string, topic: string, id: string, envelope: Buffer, timeoutMs: number, expectsReply: boolean, cb: (err?: Error | null) => void): void {
-    if (this.queue?.handles(service) === true) this.queue.send({ service, topic, id, envelope, expiresInMs: timeoutMs, expectsReply }, cb)
+  private dispatch (service: string, topic: string, id: string, envelope: Buffer, timeoutMs: number, expectsReply: boolean, cb: (err?: Error | null) => void, dedupeId?: string): void {
+    if (this.queue?.handles(service) === true) this.queue.send({ service, topic, id, envelope, expiresInMs: timeoutMs, expectsReply, dedupeId }, cb)
     else this.port.publish(topic, envelope, this.opts.requestQos, false, cb)
   }
 
@@ -201,17 +210,23 @@ export class Bridge {
    * A client PUBLISH on `$req/…` [P-4]. Returns the envelope to route in its
    * place, or null when the request was answered or dropped here instead.
    */
-  handleCallerRequest (clientId: string, topic: string, payload: Buffer): Buffer | null {
+  handleCallerRequest (clientId: string, topic: string, payload: Buffer, caller?: CallerIdentity): Buffer | null {
     const target = parseRequestTopic(topic)
     const decoded = decodeCallerRequest(payload)
     if (!decoded.ok) {
       this.onDrop('bad-request', `${clientId} ${topic}: ${decoded.reason}`)
-      if (decoded.id !== undefined && decoded.replyTo !== undefined && isOwnInbox(decoded.replyTo, clientId)) {
-        this.answerCaller(decoded.replyTo, decoded.id, 'RTW_BAD_REQUEST', decoded.reason)
-      }
+      const to = decoded.replyTo === undefined ? null : answerTopic(decoded.replyTo, clientId)
+      if (decoded.id !== undefined && to !== null) this.answerCaller(to, decoded.id, 'RTW_BAD_REQUEST', decoded.reason)
       return null
     }
     const req = decoded.request
+    // [P-4.6] a replyTo is a topic name: a wildcard in it is a malformed request.
+    if (/[+#]/.test(req.replyTo)) {
+      this.onDrop('bad-request', `${clientId} ${topic}: replyTo ${req.replyTo} holds a wildcard`)
+      const to = answerTopic(req.replyTo, clientId)
+      if (to !== null) this.answerCaller(to, req.id, 'RTW_BAD_REQUEST', 'replyTo must be a topic name, without + or #')
+      return null
+    }
     // [P-4.3] replies go only to the caller's own inbox.
     if (!isOwnInbox(req.replyTo, clientId)) {
       this.onDrop('bad-request', `${clientId} ${topic}: replyTo ${req.replyTo} is not $inbox/${clientId}/…`)
@@ -237,6 +252,7 @@ export class Bridge {
       if (outcome.kind === 'reply') this.port.publish(req.replyTo, encodeCallerReply(req.id, outcome.reply), 1, false, () => {})
       else this.answerCaller(req.replyTo, req.id, outcome.code, outcome.message)
     }))
+    if (this.opts.forwardCredentials?.has(target.service) !== true) for (const h of CREDENTIAL_HEADERS) delete req.headers[h]
     const env: RequestEnvelope = {
       id,
       method: req.method,
@@ -245,6 +261,7 @@ export class Bridge {
       headers: req.headers,
       ...(req.body === undefined ? {} : { body: req.body }),
       ...(req.enc === undefined ? {} : { enc: req.enc }),
+      ...(caller === undefined ? {} : { caller }),
       replyTo: replyTopic(target.service, id),
       deadline: Date.now() + timeoutMs
     }
@@ -262,7 +279,8 @@ export class Bridge {
     const decoded = decodeCallerRequest(payload)
     const id = decoded.ok ? decoded.request.id : decoded.id
     const replyTo = decoded.ok ? decoded.request.replyTo : decoded.replyTo
-    if (id !== undefined && replyTo !== undefined && isOwnInbox(replyTo, clientId)) this.answerCaller(replyTo, id, code)
+    const to = replyTo === undefined ? null : answerTopic(replyTo, clientId)
+    if (id !== undefined && to !== null) this.answerCaller(to, id, code)
   }
 
   /** [P-6.2] A gateway-made error reply to an MQTT-native caller: the same status and body REST would get. */

@@ -1,9 +1,9 @@
 // Pending requests by correlation id (PROTOCOL.md §5). The first outcome wins;
 // anything after it is dropped and counted, never handed to another caller.
 // No I/O: the only side effect is a timer per pending request.
-import { randomBytes } from 'node:crypto'
+import { randomFillSync } from 'node:crypto'
 import type { Reply } from './envelope.js'
-import type { ErrorCode } from '../errors.js'
+import type { ErrorCode } from './errors.js'
 
 export type Outcome =
   | { kind: 'reply', reply: Reply }
@@ -22,12 +22,39 @@ interface Pending {
 
 export interface CorrelatorOptions {
   maxInFlight: number
+  /** Put before every id, e.g. to tell which node made it; "" by default. Not secret, not random. */
+  prefix?: string
   /** How many of the latest ids to remember once settled, to tell late and duplicate replies from unknown ones. */
   recentSize?: number
 }
 
 const LATE = 1
 const DUPLICATE = 2
+
+// [P-5.1] 64 random bits per id, as 11 base64url characters, drawn from a pool
+// refilled 512 ids at a time: one system call per 512 requests, not one each.
+const RANDOM_BYTES = 8
+const RANDOM_CHARS = 11
+const POOL_IDS = 512
+const pool = Buffer.alloc(RANDOM_BYTES * POOL_IDS)
+let poolAt = pool.length
+
+function randomPart (): string {
+  if (poolAt === pool.length) {
+    randomFillSync(pool)
+    poolAt = 0
+  }
+  const out = pool.toString('base64url', poolAt, poolAt + RANDOM_BYTES)
+  poolAt += RANDOM_BYTES
+  return out
+}
+
+/** A 32-bit digest of an id's random part, to tell a late reply from a forged one. */
+function tagOf (id: string, from: number): number {
+  let h = 0x811c9dc5
+  for (let i = from; i < from + RANDOM_CHARS && i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193)
+  return h >>> 0
+}
 
 /**
  * Why there is no Map from id to waiter here: a Map that lives long and
@@ -41,8 +68,14 @@ const DUPLICATE = 2
  * pointers. The same goes for remembering settled ids: two typed arrays.
  */
 export class Correlator {
-  /** [P-5.1] Ids are unique per gateway process and unguessable across restarts. */
-  private readonly prefix = randomBytes(6).toString('base64url')
+  /**
+   * [P-5.1] An id is the prefix, 64 fresh random bits and a sequence number:
+   * unique per process by the sequence number, and unguessable, so seeing one
+   * id says nothing about the next. The sequence number picks the waiter's slot.
+   */
+  private readonly prefix: string
+  /** Where the sequence number starts in an id: after the prefix and the random part. */
+  private readonly seqAt: number
   private seq = 0
   private readonly slots: Array<Pending | undefined>
   private readonly mask: number
@@ -50,6 +83,7 @@ export class Correlator {
   private readonly overflow = new Map<string, Pending>()
   private count = 0
   private readonly recentSeq: Float64Array
+  private readonly recentTag: Uint32Array
   private readonly recentKind: Uint8Array
   private readonly maxInFlight: number
   readonly dropped: Record<DropReason, number> = { late: 0, duplicate: 0, unknown: 0, retained: 0, undecodable: 0, 'wrong-service': 0 }
@@ -59,12 +93,15 @@ export class Correlator {
 
   constructor (opts: CorrelatorOptions) {
     this.maxInFlight = opts.maxInFlight
+    this.prefix = opts.prefix ?? ''
+    this.seqAt = this.prefix.length + RANDOM_CHARS
     let size = 64
     while (size < Math.min(opts.maxInFlight, 16_384)) size *= 2
     this.slots = new Array<Pending | undefined>(size).fill(undefined)
     this.mask = size - 1
     const recent = opts.recentSize ?? 10_000
     this.recentSeq = new Float64Array(recent).fill(-1)
+    this.recentTag = new Uint32Array(recent)
     this.recentKind = new Uint8Array(recent)
   }
 
@@ -72,10 +109,10 @@ export class Correlator {
   private lastId = ''
   private lastSeq = -1
 
-  /** A fresh correlation id: this process's random prefix and a sequence number. */
+  /** A fresh correlation id: the prefix, 64 random bits and a sequence number [P-5.1]. */
   nextId (): string {
     this.lastSeq = this.seq++
-    this.lastId = this.prefix + this.lastSeq.toString(36)
+    this.lastId = this.prefix + randomPart() + this.lastSeq.toString(36)
     return this.lastId
   }
 
@@ -158,8 +195,8 @@ export class Correlator {
 
   /** The sequence number of an id this correlator made, else -1. */
   private seqOf (id: string): number {
-    if (!id.startsWith(this.prefix)) return -1
-    const rest = id.slice(this.prefix.length)
+    if (id.length <= this.seqAt || !id.startsWith(this.prefix)) return -1
+    const rest = id.slice(this.seqAt)
     const seq = parseInt(rest, 36)
     return seq >= 0 && seq < this.seq && seq.toString(36) === rest ? seq : -1
   }
@@ -167,8 +204,8 @@ export class Correlator {
   private find (id: string): Pending | undefined {
     // Comparing the whole id with the slot's is the check; seqOf's stricter
     // parse is needed only to classify ids that match nothing (recentReason).
-    if (id.startsWith(this.prefix)) {
-      const seq = parseInt(id.slice(this.prefix.length), 36)
+    if (id.length > this.seqAt && id.startsWith(this.prefix)) {
+      const seq = parseInt(id.slice(this.seqAt), 36)
       if (seq >= 0) {
         const entry = this.slots[seq & this.mask]
         if (entry !== undefined && entry.id === id) return entry
@@ -180,7 +217,7 @@ export class Correlator {
   private recentReason (id: string): DropReason {
     const seq = this.seqOf(id)
     const size = this.recentSeq.length
-    if (seq < 0 || size === 0 || this.recentSeq[seq % size] !== seq) return 'unknown'
+    if (seq < 0 || size === 0 || this.recentSeq[seq % size] !== seq || this.recentTag[seq % size] !== tagOf(id, this.prefix.length)) return 'unknown'
     return this.recentKind[seq % size] === LATE ? 'late' : 'duplicate'
   }
 
@@ -195,6 +232,7 @@ export class Correlator {
     const size = this.recentSeq.length
     if (entry.seq >= 0 && size > 0) {
       this.recentSeq[entry.seq % size] = entry.seq
+      this.recentTag[entry.seq % size] = tagOf(entry.id, this.prefix.length)
       this.recentKind[entry.seq % size] = laterIs
     }
     return true

@@ -88,6 +88,19 @@ export function isOwnInbox (topic: string, clientId: string): boolean {
     topic.length > INBOX_PREFIX.length + clientId.length + 1
 }
 
+/**
+ * [P-4.3] Where the gateway may answer a caller that named this replyTo: the
+ * replyTo itself when it is in the caller's own inbox, or, when it holds a
+ * wildcard (refused with 400 [P-4.6]), its part before the first wildcard
+ * level, which the caller's `…/#` subscription receives. Null: nowhere safe.
+ */
+export function answerTopic (replyTo: string, clientId: string): string | null {
+  const wild = replyTo.search(/[+#]/)
+  if (wild === -1) return isOwnInbox(replyTo, clientId) ? replyTo : null
+  const cut = replyTo.slice(0, Math.max(0, replyTo.lastIndexOf('/', wild)))
+  return cut === INBOX_PREFIX + clientId || isOwnInbox(cut, clientId) ? cut : null
+}
+
 /** A topic name a client may publish to: non-empty, no wildcards, no NUL [MQTT-3.3.2-2], [MQTT-1.5.3-2]. */
 export function isValidTopicName (topic: string): boolean {
   if (topic.length === 0 || topic.length > 65535) return false

@@ -30,16 +30,28 @@ function strings (v: unknown): string[] {
   return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string' && x.length > 0) : []
 }
 
+// [P-11.3] What a substituted value may not contain or be: a wildcard of MQTT
+// (`+`, `#`), of the service lists or the AMQP mapping (`*`), a level separator,
+// NUL, or a leading `$`, which would move the grant into a reserved namespace.
+const UNSAFE_VALUE = /[+#*/]|^\$/
+
+/** True when a `${sub}` or `${clientid}` value is safe to substitute into a grant [P-11.3]. */
+export function isSafeGrantValue (v: string | undefined): v is string {
+  return v !== undefined && v.length > 0 && !UNSAFE_VALUE.test(v) && !v.includes('\u0000')
+}
+
 /**
  * [P-11.3] `${sub}` and `${clientid}` are replaced by the token's subject and
  * the MQTT client id. A grant whose placeholder has no value here (no client
- * id over REST), or whose value would inject a wildcard or level, is dropped.
+ * id over REST), or whose value would widen it (a wildcard, a level, a `$`
+ * namespace, or nothing at all), is void: it grants nothing.
  */
 function expand (grant: string, vars: Record<string, string | undefined>): string | null {
+  if (grant.indexOf('${') === -1) return grant
   let ok = true
   const out = grant.replace(/\$\{(sub|clientid)\}/g, (_m, name: string) => {
     const v = vars[name]
-    if (v === undefined || v.length === 0 || /[+#/]/.test(v) || v.includes('\u0000')) { ok = false; return '' }
+    if (!isSafeGrantValue(v)) { ok = false; return '' }
     return v
   })
   return ok ? out : null

@@ -1,0 +1,188 @@
+// The one place where Aedes's callback hooks are adapted to the pipeline
+// (pipeline.ts): each Aedes hook runs the broker's own conformance checks,
+// then the pipeline's stages for that event. Also keeps the index of held
+// subscriptions that "is anyone listening" answers read.
+import { Aedes, type AedesOptions, type Client, type PublishPacket, type Subscription } from 'aedes'
+import { SubscriptionIndex } from '../core/subscriptions.js'
+import { isValidTopicFilter } from '../core/topics.js'
+import { namespaceOf, subscribeAllowed } from '../core/namespaces.js'
+import { checkTopic, connectViolation, textViolation, type TopicLimits } from '../core/conformance.js'
+import { heldFilters } from './internals.js'
+import type { Pipeline } from './pipeline.js'
+import type { Counters } from './counters.js'
+
+export type Route = (packet: PublishPacket, client: Client | null, done: (err?: Error | null) => void) => void
+
+export interface AdapterOptions {
+  concurrency: number
+  drainTimeoutMs: number
+  topicLimits: TopicLimits
+  /** Passed to Aedes as they are (durable or shared state, docs/ARCHITECTURE.md "Seams"). */
+  persistence?: AedesOptions['persistence']
+  mq?: AedesOptions['mq']
+  counters: Counters
+  /** The pipeline in force now; read on every event, so broker.use() takes effect at once. */
+  pipeline: () => Pipeline
+  /** A refusal: counts it and logs it (rate-limited). */
+  refused: (client: Client | null, what: string) => void
+}
+
+export interface Adapted {
+  aedes: Aedes
+  subscriptions: SubscriptionIndex<Client>
+  /** Routes a client's PUBLISH through the publish stages, then Aedes's router (the fast lanes call this too). */
+  route: Route
+}
+
+/** [P-12.8] The longest client id accepted, in UTF-8 bytes (EMQX and Mosquitto bound it too). */
+export const MAX_CLIENT_ID_BYTES = 256
+
+// Tells Aedes's clientError listeners that the reason was logged already.
+const refuse = (reason: string): Error => Object.assign(new Error(reason), { alreadyLogged: true })
+type AuthError = Error & { returnCode: number }
+const connackError = (message: string, returnCode: number, alreadyLogged: boolean): AuthError =>
+  Object.assign(new Error(message), { returnCode, alreadyLogged })
+
+export async function adaptAedes (opts: AdapterOptions): Promise<Adapted> {
+  const { topicLimits, counters, pipeline } = opts
+  const report = opts.refused
+  const subscriptions = new SubscriptionIndex<Client>()
+  // [MQTT-3.1.3-8] an empty ClientId with CleanSession 0 gets CONNACK 0x02; Aedes would invent an id.
+  const emptyIdWithSession = new WeakSet<Client>()
+
+  const aedes = await Aedes.createBroker({
+    concurrency: opts.concurrency,
+    drainTimeout: opts.drainTimeoutMs,
+    heartbeatInterval: 60_000,
+    // A socket that sends no CONNECT is closed after this long (Aedes's default is 30 s), so idle floods cost little.
+    connectTimeout: 10_000,
+    ...(opts.persistence === undefined ? {} : { persistence: opts.persistence }),
+    ...(opts.mq === undefined ? {} : { mq: opts.mq }),
+    authorizePublish (client, packet, callback) {
+      // Ill-formed text closes the connection [MQTT-1.5.3-1], [MQTT-1.5.3-2]; so does a topic over the
+      // limits: MQTT 3.1.1 has no negative PUBACK, and [MQTT-3.3.5-2] allows closing instead.
+      const bad = checkTopic(packet.topic, topicLimits)
+      if (bad !== null) {
+        report(client, `publish to ${JSON.stringify(packet.topic.slice(0, 100))}: ${bad.reason}; disconnected`)
+        callback(refuse(bad.reason))
+        return
+      }
+      // [MQTT-2.3.1-1] a QoS 1 or 2 PUBLISH carries a non-zero Packet Identifier.
+      if (packet.qos > 0 && packet.messageId === 0) {
+        report(client, 'PUBLISH with Packet Identifier 0 [MQTT-2.3.1-1]; disconnected')
+        callback(refuse('Packet Identifier 0'))
+        return
+      }
+      // [MQTT-3.3.2-2] wildcards are already refused by Aedes; $SYS is the broker's own [P-12.7].
+      if (packet.topic.charCodeAt(0) === 36 && namespaceOf(packet.topic).mqttPublish === 'broker') {
+        report(client, `publish to ${JSON.stringify(packet.topic.slice(0, 100))}: only the broker publishes there; disconnected`)
+        callback(refuse('reserved topic'))
+        return
+      }
+      callback(null)
+    },
+    preConnect (client, packet, callback) {
+      const bad = connectViolation(packet, topicLimits)
+      if (bad !== null) {
+        report(null, `CONNECT ${bad}; disconnected`)
+        callback(refuse(bad), false)
+        return
+      }
+      if (packet.clientId === '' && packet.clean === false) emptyIdWithSession.add(client)
+      const ok = pipeline().connect(client)
+      callback(ok ? null : new Error('connection refused'), ok)
+    },
+    authenticate (client, username, password, callback) {
+      type Err = Parameters<typeof callback>[0]
+      if (emptyIdWithSession.has(client)) {
+        report(client, 'CONNECT with an empty ClientId and CleanSession 0 [MQTT-3.1.3-8]; CONNACK 0x02')
+        callback(connackError('identifier rejected', 2, true) as Err, false)
+        return
+      }
+      // [P-12.8] [MQTT-3.1.3-5] lets a server refuse a client id it does not accept: CONNACK 0x02.
+      // The id itself is not logged: it may be 64 KB.
+      const idBytes = Buffer.byteLength(client.id)
+      if (idBytes > MAX_CLIENT_ID_BYTES) {
+        report(null, `CONNECT with a client id of ${idBytes} bytes (at most ${MAX_CLIENT_ID_BYTES}); CONNACK 0x02`)
+        callback(connackError('identifier rejected', 2, true) as Err, false)
+        return
+      }
+      const stages = pipeline().authenticate
+      if (stages === undefined) { callback(null, true); return }
+      stages(client, username, password).then(code => {
+        if (code === 0) callback(null, true)
+        // alreadyLogged: the stage logged the reason; Aedes re-emits this as clientError.
+        else callback(connackError('not authorized', code, true) as Err, false)
+      }, () => callback(connackError('authentication failed', 3, false) as Err, false))
+    },
+    authorizeForward (client, packet) {
+      const deliver = pipeline().deliver
+      if (deliver !== undefined && !deliver(client, packet)) return null
+      counters.sent[packet.qos]++
+      return packet
+    },
+    authorizeSubscribe (client, sub, callback) {
+      // [MQTT-4.7.1-2], [MQTT-4.7.1-3] "+" and "#" occupy whole levels; Aedes lets "a+" through.
+      if (!isValidTopicFilter(sub.topic)) {
+        report(client, `subscribe: ${JSON.stringify(sub.topic.slice(0, 100))} is not a valid topic filter; disconnected`)
+        callback(refuse('invalid topic filter'), null)
+        return
+      }
+      const bad = checkTopic(sub.topic, topicLimits)
+      if (bad?.close === true) {
+        report(client, `subscribe: ${bad.reason}; disconnected`)
+        callback(refuse(bad.reason), null)
+        return
+      }
+      const allowed = bad === null && subscribeAllowed(sub.topic, client.id) && pipeline().subscribe(client, sub.topic)
+      if (!allowed) report(client, `subscribe to ${JSON.stringify(sub.topic.slice(0, 100))}${bad === null ? '' : ': ' + bad.reason}`)
+      // null negates just this subscription: SUBACK 0x80 [MQTT-3.9.3], the connection stays.
+      callback(null, allowed ? sub : null)
+    },
+    published (packet, client, done) {
+      pipeline().published?.(packet, client)
+      done(null)
+    }
+  })
+
+  // Consuming at publish time rather than in authorizePublish lets the client
+  // keep its PUBACK while the packet itself is taken by a stage.
+  const routePublish = aedes.publish.bind(aedes) as unknown as Route
+  const route: Route = function (packet, client, done) {
+    if (typeof client === 'function') return routePublish(packet, null, client)
+    if (client !== null && client !== undefined) {
+      counters.received[packet.qos]++
+      if (pipeline().publish(client, packet)) {
+        done?.(null)
+        return
+      }
+    }
+    routePublish(packet, client, done)
+  }
+  ;(aedes as unknown as { publish: Route }).publish = route
+
+  aedes.on('subscribe', (subs: Subscription[], client: Client) => {
+    for (const s of subs) if ((s.qos as number) !== 128) subscriptions.add(client, s.topic)
+  })
+  aedes.on('unsubscribe', (topics: string[], client: Client) => {
+    for (const t of topics) {
+      subscriptions.remove(client, t)
+      // Aedes has no UNSUBSCRIBE hook: ill-formed text closes the connection once seen [MQTT-1.5.3-1], [MQTT-1.5.3-2].
+      const bad = textViolation(t) ?? (isValidTopicFilter(t) ? null : 'is not a valid topic filter [MQTT-4.7.1-3]')
+      if (bad !== null && !client.conn.destroyed) {
+        report(client, `unsubscribe: topic filter ${bad}; disconnected`)
+        client.conn.destroy()
+      }
+    }
+    pipeline().unsubscribe(client, topics)
+  })
+  // Sessions restored with clean=false get their subscriptions without a 'subscribe' event.
+  aedes.on('clientReady', (client: Client) => {
+    for (const topic of heldFilters(client)) subscriptions.add(client, topic)
+  })
+  aedes.on('clientDisconnect', (client: Client) => {
+    subscriptions.removeOwner(client)
+    pipeline().disconnect(client)
+  })
+  return { aedes, subscriptions, route }
+}

@@ -1,0 +1,103 @@
+// Every read or write of a field that Aedes (or Node's streams) does not
+// publish, in one file. The gateway's fast lanes and two conformance fixes
+// depend on them; Aedes is pinned to an exact version in package.json, and
+// checkInternals() probes a throwaway client at start-up, so an upgrade that
+// renames one of these fails at once with the field's name, instead of
+// silently shutting a lane or losing messages.
+import { Duplex } from 'node:stream'
+import type { Aedes, Client, PublishPacket } from 'aedes'
+
+/** The private parts of an Aedes client read here (aedes/lib/client.js, handlers/connect.js, handlers/index.js). */
+interface ClientInternals {
+  connackSent: boolean
+  connected: boolean
+  _keepaliveInterval: number
+  _keepaliveTimer: NodeJS.Timeout | null
+  /** Packets that came before CONNACK, waiting; null once they were handled. */
+  _parser: { _queue: unknown[] | null }
+  /** Per broker id, the counter of the last packet delivered (the duplicate check of overlapping subscriptions). */
+  duplicates: Record<string, number>
+  /** The client's subscriptions by filter, with their granted QoS. */
+  subscriptions: Record<string, { qos: number }>
+}
+
+interface BrokerInternals {
+  persistence: { createRetainedStream: (pattern: string) => AsyncIterable<PublishPacket> }
+}
+
+const inside = (client: Client): ClientInternals => client as unknown as ClientInternals
+
+/**
+ * Replies may skip Aedes's parser once the client is connected and every
+ * packet it sent before CONNACK was handled: before that, Aedes holds packets
+ * back, and one taken early would overtake them.
+ */
+export function readyForReplies (client: Client): boolean {
+  const c = inside(client)
+  return c.connackSent && c.connected && c._parser._queue === null
+}
+
+/** What Aedes does on each packet it handles (handlers/index.js): the keep-alive restarts [MQTT-3.1.2-24]. */
+export function refreshKeepalive (client: Client): void {
+  const c = inside(client)
+  if (c._keepaliveInterval > 0) c._keepaliveTimer?.refresh()
+}
+
+/** The filters of a session restored with clean=false: Aedes restores them without a 'subscribe' event. */
+export function heldFilters (client: Client): string[] {
+  return Object.keys(inside(client).subscriptions)
+}
+
+/**
+ * Aedes drops a delivery whose broker counter is not above the last one the
+ * client saw, to send overlapping subscriptions' copies once. But a QoS 1
+ * message waits for persistence before it is routed, so a QoS 0 message
+ * published just after it overtakes it, and the QoS 1 message is then dropped
+ * as a "duplicate": lost, with no error anywhere. Pinning the counter the
+ * client has seen at 0 turns that check off. Overlapping subscriptions may
+ * then each get a copy, which [MQTT-3.3.5-1] allows ("MAY deliver further copies").
+ */
+export function keepEveryDelivery (client: Client, brokerId: string): void {
+  Object.defineProperty(inside(client).duplicates, brokerId, { get: () => 0, set: () => {}, configurable: true, enumerable: true })
+}
+
+/** The retained messages whose topics match `pattern` (Aedes's persistence has no public accessor). */
+export function retainedStream (aedes: Aedes, pattern: string): AsyncIterable<PublishPacket> {
+  return (aedes as unknown as BrokerInternals).persistence.createRetainedStream(pattern)
+}
+
+/**
+ * Lets a stream queue up to `bytes` before write() reports backpressure. Node
+ * has no public setter for a stream's high-water mark after construction.
+ */
+export function raiseWriteHighWater (conn: Duplex, bytes: number): void {
+  const ws = (conn as unknown as { _writableState?: { highWaterMark?: unknown } })._writableState
+  if (ws !== undefined && typeof ws.highWaterMark === 'number' && ws.highWaterMark < bytes) ws.highWaterMark = bytes
+}
+
+/**
+ * Probes the fields above on a client that never connects, and on the broker.
+ * Returns what is missing or of another type: empty when all is as expected.
+ */
+export function checkInternals (aedes: Aedes): string[] {
+  const conn = new Duplex({ read () {}, write (_c, _e, cb) { cb() } })
+  const client = aedes.handle(conn)
+  const c = client as unknown as Record<string, unknown>
+  const problems: string[] = []
+  const expect = (what: string, ok: boolean): void => { if (!ok) problems.push(what) }
+  expect('client.connackSent (boolean)', typeof c.connackSent === 'boolean')
+  expect('client.connected (boolean)', typeof c.connected === 'boolean')
+  expect('client._keepaliveInterval (number)', typeof c._keepaliveInterval === 'number')
+  expect('client._keepaliveTimer (null before CONNECT)', c._keepaliveTimer === null)
+  const parser = c._parser as { _queue?: unknown } | undefined
+  expect('client._parser._queue (an array before CONNECT)', Array.isArray(parser?._queue))
+  expect('client.duplicates (object)', typeof c.duplicates === 'object' && c.duplicates !== null)
+  expect('client.subscriptions (object)', typeof c.subscriptions === 'object' && c.subscriptions !== null)
+  const persistence = (aedes as unknown as { persistence?: { createRetainedStream?: unknown } }).persistence
+  expect('broker.persistence.createRetainedStream (function)', typeof persistence?.createRetainedStream === 'function')
+  const ws = (conn as unknown as { _writableState?: { highWaterMark?: unknown } })._writableState
+  expect('stream._writableState.highWaterMark (number)', typeof ws?.highWaterMark === 'number')
+  client.close()
+  conn.destroy()
+  return problems
+}

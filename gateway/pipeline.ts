@@ -1,0 +1,34 @@
+// The broker pipeline of the gateway, declared in one place: which stages run
+// for every MQTT event, in this order (broker/pipeline.ts says what each
+// event is; docs/ARCHITECTURE.md draws it). Before any stage, the broker
+// itself applies the protocol's conformance checks and the reserved
+// namespaces' subscribe rules (broker/aedes-adapter.ts).
+//
+// Adding a stage: write a Stage (a plain object with the methods it needs),
+// let its plugin put it in `app.stages`, and list it below.
+import type { Stage } from '../broker/pipeline.js'
+
+export interface GatewayStages {
+  /** plugins/auth.ts: the token at CONNECT, its grants on PUBLISH and SUBSCRIBE [P-11]. Absent when auth is off. */
+  auth?: Stage
+  /** plugins/limits.ts: connection rate and packet guard (accept), publish rate, subscriptions per client, slow consumers (deliver). */
+  limits?: Stage
+  /** plugins/broker.ts: consumes `$res` replies and rewrites `$req` requests for the bridge; drops `$inbox`/`$result` forgeries [P-3], [P-4]. */
+  bridge?: Stage
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Each plugin's broker stage, put in force by app.ts through brokerPipeline(). */
+    stages: GatewayStages
+  }
+}
+
+/**
+ * The stages in the order they run. Auth before limits: a filter the token may
+ * not hold does not count against maxSubscriptions. The bridge last: it
+ * consumes what was allowed.
+ */
+export function brokerPipeline (s: GatewayStages): Stage[] {
+  return [s.auth, s.limits, s.bridge].filter((stage): stage is Stage => stage !== undefined)
+}
