@@ -11,6 +11,7 @@
 import { createHash } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
 import { batchWrites } from './write-batch.js'
 
 const ACCEPT_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
@@ -219,6 +220,11 @@ function unframedRead (this: WsSocket, size?: number): unknown {
     if (n < 0) return null
     if (n > 0) return n === chunk.length ? chunk : chunk.subarray(0, n)
   }
+}
+
+/** True for a connection serveWebSocket made: MQTT over WebSocket, not over TCP. */
+export function isWebSocket (conn: Duplex): boolean {
+  return READER in conn
 }
 
 /**
