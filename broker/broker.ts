@@ -11,7 +11,7 @@ import type { TopicLimits } from '../core/conformance.js'
 import { adaptAedes } from './aedes-adapter.js'
 import { tcpListener } from './listeners.js'
 import { OwnRequestLane, tapRepliesOf } from './fast-lanes.js'
-import { checkInternals, keepEveryDelivery, retainedStream } from './internals.js'
+import { checkInternals, retainedStream } from './internals.js'
 import { compose, type Pipeline, type Stage } from './pipeline.js'
 import { newCounters, type Counters } from './counters.js'
 
@@ -104,7 +104,6 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
     if (req === undefined) counters.connections.tcp++
     else counters.connections.ws++
     const client = aedes.handle(conn, req)
-    keepEveryDelivery(client, aedes.id)
     tapRepliesOf(client, conn, topicLimits, counters, route)
   }
 

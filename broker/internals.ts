@@ -1,8 +1,9 @@
 // Every read or write of a field that Aedes (or Node's streams) does not
-// publish, in one file. The gateway's fast lanes and two conformance fixes
-// depend on them; Aedes is pinned to an exact version in package.json, and
-// checkInternals() probes a throwaway client at start-up, so an upgrade that
-// renames one of these fails at once with the field's name, instead of
+// publish, in one file. The gateway's fast lanes and conformance fixes depend
+// on them; Aedes is pinned to an exact version in package.json, its one patch
+// (patches/aedes+1.2.0.patch) is applied by npm install, and checkInternals()
+// probes a throwaway client at start-up, so an upgrade that renames one of
+// these, or a missing patch, fails at once with the field's name, instead of
 // silently shutting a lane or losing messages.
 import { Duplex } from 'node:stream'
 import type { Aedes, Client, PublishPacket } from 'aedes'
@@ -15,8 +16,6 @@ interface ClientInternals {
   _keepaliveTimer: NodeJS.Timeout | null
   /** Packets that came before CONNACK, waiting; null once they were handled. */
   _parser: { _queue: unknown[] | null }
-  /** Per broker id, the counter of the last packet delivered (the duplicate check of overlapping subscriptions). */
-  duplicates: Record<string, number>
   /** The client's subscriptions by filter, with their granted QoS. */
   subscriptions: Record<string, { qos: number }>
 }
@@ -46,19 +45,6 @@ export function refreshKeepalive (client: Client): void {
 /** The filters of a session restored with clean=false: Aedes restores them without a 'subscribe' event. */
 export function heldFilters (client: Client): string[] {
   return Object.keys(inside(client).subscriptions)
-}
-
-/**
- * Aedes drops a delivery whose broker counter is not above the last one the
- * client saw, to send overlapping subscriptions' copies once. But a QoS 1
- * message waits for persistence before it is routed, so a QoS 0 message
- * published just after it overtakes it, and the QoS 1 message is then dropped
- * as a "duplicate": lost, with no error anywhere. Pinning the counter the
- * client has seen at 0 turns that check off. Overlapping subscriptions may
- * then each get a copy, which [MQTT-3.3.5-1] allows ("MAY deliver further copies").
- */
-export function keepEveryDelivery (client: Client, brokerId: string): void {
-  Object.defineProperty(inside(client).duplicates, brokerId, { get: () => 0, set: () => {}, configurable: true, enumerable: true })
 }
 
 /** The retained messages whose topics match `pattern` (Aedes's persistence has no public accessor). */
@@ -91,7 +77,8 @@ export function checkInternals (aedes: Aedes): string[] {
   expect('client._keepaliveTimer (null before CONNECT)', c._keepaliveTimer === null)
   const parser = c._parser as { _queue?: unknown } | undefined
   expect('client._parser._queue (an array before CONNECT)', Array.isArray(parser?._queue))
-  expect('client.duplicates (object)', typeof c.duplicates === 'object' && c.duplicates !== null)
+  // patches/aedes+1.2.0.patch (applied by npm install) fixes the QoS of overlapping subscriptions' copies.
+  expect('client.deliverQoS from patches/aedes+1.2.0.patch (run npm install)', typeof c.deliverQoS === 'function' && c.deliverQoS.name === 'deliverQoSGranted')
   expect('client.subscriptions (object)', typeof c.subscriptions === 'object' && c.subscriptions !== null)
   const persistence = (aedes as unknown as { persistence?: { createRetainedStream?: unknown } }).persistence
   expect('broker.persistence.createRetainedStream (function)', typeof persistence?.createRetainedStream === 'function')
