@@ -1,10 +1,17 @@
 // pm2 apps: the gateway and the echo server. Environment only, no logic.
-// `npm start` runs this with pm2-runtime (foreground); `npx pm2 start ecosystem.config.js` daemonizes.
-// RTW_* variables set when starting pm2 reach both apps (pm2 passes its environment through).
+// `npm start` (gateway/cli/start.ts) runs this with pm2-runtime in the foreground,
+// with a pm2 daemon of its own (PM2_HOME=.pm2/<host>-<httpPort>) and the
+// environment it was started with; `npx pm2 start ecosystem.config.js` daemonizes.
 const shared = {
   exec_mode: 'fork',
   instances: 1,
   autorestart: true,
+  // 0 is a clean stop (npm start stops the gateway itself, drained, before pm2 stops
+  // the rest); 78 (EX_CONFIG) a start that cannot succeed: neither is restarted.
+  stop_exit_codes: [0, 78],
+  // A crash within 5 s of starting counts as unstable; after 10 of those pm2 gives up.
+  min_uptime: 5000,
+  max_restarts: 10,
   // The gateway drains for up to RTW_SHUTDOWN_GRACE_MS (10 s) before exiting; give it room.
   kill_timeout: 15000,
   time: true

@@ -11,7 +11,7 @@ import type { TopicLimits } from '../core/conformance.js'
 import { adaptAedes } from './aedes-adapter.js'
 import { tcpListener } from './listeners.js'
 import { OwnRequestLane, tapRepliesOf } from './fast-lanes.js'
-import { checkInternals, retainedStream } from './internals.js'
+import { checkInternals, conformRetainedDelivery, retainedStream } from './internals.js'
 import { compose, type Pipeline, type Stage } from './pipeline.js'
 import { newCounters, type Counters } from './counters.js'
 
@@ -93,6 +93,7 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
     await new Promise<void>(resolve => aedes.close(() => resolve()))
     throw new Error(`This Aedes version lacks what broker/internals.ts reads: ${problems.join(', ')}. Install the version package.json pins.`)
   }
+  conformRetainedDelivery(aedes)
 
   const ownRequests = (opts.ownRequestLane ?? opts.mq === undefined) ? new OwnRequestLane(subscriptions, current, counters) : undefined
 

@@ -75,10 +75,29 @@ export type CallStart = { ok: true, id: string } | { ok: false, code: ErrorCode 
 
 export type DropListener = (reason: DropReason | 'bad-request', detail: string) => void
 
+export type CallTransport = 'rest' | 'mqtt'
+
+/** Told the final status of every request the bridge sees (metrics); it must be cheap, it runs once per request. */
+export interface RequestObserver {
+  /** startedAt is performance.now() when the request was admitted, or -1 when it was refused before. */
+  settled: (service: string, transport: CallTransport, status: number, startedAt: number) => void
+}
+
+const IGNORE: RequestObserver = { settled: () => {} }
+
+/** The HTTP status an outcome answers with: the responder's, or the error's. */
+export function statusOf (outcome: Outcome): number {
+  return outcome.kind === 'reply' ? outcome.reply.status : ERRORS[outcome.code].status
+}
+
 export class Bridge {
   readonly correlator: Correlator
   draining = false
   onDrop: DropListener = () => {}
+  /** Set by the metrics plugin. */
+  observer: RequestObserver = IGNORE
+  /** MQTT callers' requests dropped because their envelope could not be used [P-4.5]. */
+  badRequests = 0
   /** Set by the AMQP plugin when RabbitMQ is configured. */
   queue: RequestQueue | undefined
   private readonly inFlightByOwner = new Map<string, number>()
@@ -108,15 +127,18 @@ export class Bridge {
     return null
   }
 
-  /** Counts a pending request against its owner until its one outcome [P-5.3]. */
-  private track (owner: string | undefined, onSettle: (outcome: Outcome, id: string) => void): (outcome: Outcome, id: string) => void {
-    if (owner === undefined) return onSettle
+  /** Counts a pending request against its owner until its one outcome [P-5.3], and tells the observer that outcome. */
+  private track (owner: string | undefined, service: string, transport: CallTransport, onSettle: (outcome: Outcome, id: string) => void): (outcome: Outcome, id: string) => void {
     const owners = this.inFlightByOwner
-    owners.set(owner, (owners.get(owner) ?? 0) + 1)
+    if (owner !== undefined) owners.set(owner, (owners.get(owner) ?? 0) + 1)
+    const startedAt = performance.now()
     return (outcome, id) => {
-      const n = (owners.get(owner) ?? 1) - 1
-      if (n === 0) owners.delete(owner)
-      else owners.set(owner, n)
+      if (owner !== undefined) {
+        const n = (owners.get(owner) ?? 1) - 1
+        if (n === 0) owners.delete(owner)
+        else owners.set(owner, n)
+      }
+      this.observer.settled(service, transport, statusOf(outcome), startedAt)
       onSettle(outcome, id)
     }
   }
@@ -125,7 +147,10 @@ export class Bridge {
   call (c: Call, onSettle: (outcome: Outcome, id: string) => void): CallStart {
     const topic = requestTopic(c.service, c.path)
     const refused = this.admit(c.service, topic, c.noReply ? undefined : c.owner)
-    if (refused !== null) return { ok: false, code: refused }
+    if (refused !== null) {
+      this.observer.settled(c.service, 'rest', ERRORS[refused].status, -1)
+      return { ok: false, code: refused }
+    }
     const id = this.nextId()
     const env: RequestEnvelope = {
       id,
@@ -141,9 +166,10 @@ export class Bridge {
     if (c.noReply) {
       // [P-2.5] an empty replyTo tells the responder that nobody waits.
       this.dispatch(c.service, topic, id, encodeRequest(env), c.timeoutMs, false, () => {}, c.dedupeId)
+      this.observer.settled(c.service, 'rest', 202, -1)
       return { ok: true, id }
     }
-    this.correlator.register(id, c.service, c.timeoutMs, this.track(c.owner, onSettle))
+    this.correlator.register(id, c.service, c.timeoutMs, this.track(c.owner, c.service, 'rest', onSettle))
     this.dispatch(c.service, topic, id, encodeRequest(env), c.timeoutMs, true, err => {
       if (err) this.correlator.settle(id, { kind: 'error', code: this.publishFailure(c.service), message: err.message })
     }, c.dedupeId)
@@ -214,6 +240,7 @@ export class Bridge {
     const target = parseRequestTopic(topic)
     const decoded = decodeCallerRequest(payload)
     if (!decoded.ok) {
+      this.badRequests++
       this.onDrop('bad-request', `${clientId} ${topic}: ${decoded.reason}`)
       const to = decoded.replyTo === undefined ? null : answerTopic(decoded.replyTo, clientId)
       if (decoded.id !== undefined && to !== null) this.answerCaller(to, decoded.id, 'RTW_BAD_REQUEST', decoded.reason)
@@ -229,6 +256,7 @@ export class Bridge {
     }
     // [P-4.3] replies go only to the caller's own inbox.
     if (!isOwnInbox(req.replyTo, clientId)) {
+      this.badRequests++
       this.onDrop('bad-request', `${clientId} ${topic}: replyTo ${req.replyTo} is not $inbox/${clientId}/…`)
       return null
     }
@@ -237,18 +265,14 @@ export class Bridge {
       return null
     }
     const timeoutMs = req.timeout ?? this.opts.defaultTimeoutMs
-    if (timeoutMs === 0 || timeoutMs > this.opts.maxTimeoutMs) {
-      this.answerCaller(req.replyTo, req.id, 'RTW_BAD_TIMEOUT')
-      return null
-    }
-    const owner = 'client:' + clientId
-    const refused = this.admit(target.service, topic, owner)
+    const refused = timeoutMs === 0 || timeoutMs > this.opts.maxTimeoutMs ? 'RTW_BAD_TIMEOUT' : this.admit(target.service, topic, 'client:' + clientId)
     if (refused !== null) {
       this.answerCaller(req.replyTo, req.id, refused)
+      this.observer.settled(target.service, 'mqtt', ERRORS[refused].status, -1)
       return null
     }
     const id = this.nextId()
-    this.correlator.register(id, target.service, timeoutMs, this.track(owner, outcome => {
+    this.correlator.register(id, target.service, timeoutMs, this.track('client:' + clientId, target.service, 'mqtt', outcome => {
       if (outcome.kind === 'reply') this.port.publish(req.replyTo, encodeCallerReply(req.id, outcome.reply), 1, false, () => {})
       else this.answerCaller(req.replyTo, req.id, outcome.code, outcome.message)
     }))

@@ -91,6 +91,13 @@ export class SubscriptionIndex<Owner> {
     return this.owners.size
   }
 
+  /** Filters held, all owners together: counted when asked (a scrape), not kept up to date per change. */
+  get filterCount (): number {
+    let n = 0
+    for (const filters of this.owners.values()) n += filters.size
+    return n
+  }
+
   private visit (node: Node<Owner>, levels: string[], i: number, dollar: boolean, found: Owner[]): void {
     const wildOk = !(dollar && i === 0)
     if (wildOk) {

@@ -17,15 +17,23 @@ export default async function healthRoutes (app: FastifyInstance): Promise<void>
     return { status: draining ? 'draining' : degraded ? 'degraded' : 'ready', checks }
   })
 
+  // The same numbers as /metrics and $SYS, read from the one Metrics object (gateway/metrics/registry.ts).
   app.get('/stats', async () => {
     const c = app.bridge.correlator
+    const m = app.metrics
     return {
-      inFlight: c.size,
+      inFlight: m.inFlight(),
       settled: c.settledCount,
       timedOut: c.timedOutCount,
       cancelled: c.cancelledCount,
       dropped: c.dropped,
       clients: app.broker.aedes.connectedClients,
+      connections: m.connections(),
+      subscriptions: m.subscriptions(),
+      messages: m.messages(),
+      // Every dropped message by reason: the reply drops above, and what the limits dropped.
+      messagesDropped: m.dropped(),
+      requests: await m.requestCounts(),
       // What the MQTT limits refused or dropped (README "Limits").
       limits: app.limits.counters,
       // GET /events streams (PROTOCOL.md §15): open now, and what was refused or closed.
