@@ -18,7 +18,13 @@ export type ConnectionState = 'connecting' | 'connected' | 'disconnected' | 'clo
 export interface ConnectOptions {
   /** `ws(s)://host/mqtt`. In a browser it defaults to `/mqtt` on the page's origin; relative URLs resolve against it. */
   url?: string
-  /** Base URL of the REST route (`<base>/api/…`). Defaults to the origin of `url`, with http(s) for ws(s). */
+  /**
+   * Several nodes of a cluster (docs/CLUSTER.md), instead of `url`: the first
+   * is tried first, and each reconnect after a drop goes to the next one, so a
+   * node that dies is left for a live one. REST goes to the node in use.
+   */
+  urls?: string[]
+  /** Base URL of the REST route (`<base>/api/…`). Defaults to the origin of the WebSocket URL in use, with http(s) for ws(s). */
   restUrl?: string
   /** A fixed token, sent as the MQTT password and as `Authorization: Bearer` on REST. */
   token?: string
@@ -127,8 +133,8 @@ function defaultUrl (url: string | undefined): string {
 export class RealtimeClient extends Emitter<ClientEvents> {
   readonly clientId: string
   state: ConnectionState = 'connecting'
-  private readonly url: string
-  private readonly restBase: string
+  private readonly urls: string[]
+  private urlAt = 0
   private readonly WebSocket: WebSocketConstructor
   private readonly opts: ConnectOptions
   private conn: Connection | null = null
@@ -148,9 +154,10 @@ export class RealtimeClient extends Emitter<ClientEvents> {
   constructor (opts: ConnectOptions = {}) {
     super()
     this.opts = opts
-    this.url = defaultUrl(opts.url)
-    const u = new URL(this.url)
-    this.restBase = (opts.restUrl ?? `${u.protocol === 'wss:' ? 'https:' : 'http:'}//${u.host}`).replace(/\/$/, '')
+    if (opts.urls !== undefined && opts.urls.length === 0) throw clientError('RTW_CLIENT_INVALID_ARGUMENT', 'urls is empty')
+    this.urls = (opts.urls ?? [opts.url]).map(u => defaultUrl(u))
+    // A URL that cannot be parsed fails here, not on some later reconnect.
+    for (const u of this.urls) if (!URL.canParse(u)) throw clientError('RTW_CLIENT_INVALID_ARGUMENT', `not a URL: ${u}`)
     const WS = opts.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket
     if (WS === undefined) throw clientError('RTW_CLIENT_INVALID_ARGUMENT', 'no WebSocket: pass the WebSocket option (e.g. from the "ws" package)')
     this.WebSocket = WS
@@ -170,6 +177,17 @@ export class RealtimeClient extends Emitter<ClientEvents> {
       target.removeEventListener?.('online', wake)
       target.removeEventListener?.('visibilitychange', wake)
     }
+  }
+
+  /** The WebSocket URL in use (or tried next). */
+  private get url (): string {
+    return this.urls[this.urlAt] as string
+  }
+
+  /** Where REST calls go: restUrl, or the origin of the node in use. */
+  private get restBase (): string {
+    const u = new URL(this.url)
+    return (this.opts.restUrl ?? `${u.protocol === 'wss:' ? 'https:' : 'http:'}//${u.host}`).replace(/\/$/, '')
   }
 
   /** True when requests and publishes go out at once. */
@@ -318,6 +336,8 @@ export class RealtimeClient extends Emitter<ClientEvents> {
     }
     // A drop during a refresh's wait: stop waiting, reconnect as after any drop.
     this.refreshWait?.()
+    // The node may be gone: the next attempt goes to the next one of a cluster.
+    this.urlAt = (this.urlAt + 1) % this.urls.length
     if (returnCode !== undefined && returnCode !== 3) {
       // [MQTT-3.2.2.3] 1, 2: this client can never connect; 4, 5: the credentials were refused,
       // which only a fresh token can change.
