@@ -14,6 +14,8 @@ import staticPlugin from './plugins/static.js'
 import { LogLimiter } from './log-limit.js'
 import { redactingLogger } from './log-redact.js'
 import limitsPlugin from './plugins/limits.js'
+import sessionsPlugin from './plugins/sessions.js'
+import repliesPlugin from './plugins/replies.js'
 import corsPlugin from './plugins/cors.js'
 import hostCheckPlugin from './plugins/host-check.js'
 import { clientErrorHandler } from './client-error.js'
@@ -109,6 +111,8 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   await app.register(corsPlugin)
   await app.register(authPlugin)
   await app.register(limitsPlugin)
+  await app.register(sessionsPlugin)
+  await app.register(repliesPlugin)
   await app.register(websocketPlugin)
   await app.register(amqpPlugin)
   await app.register(apiRoutes)

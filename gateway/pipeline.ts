@@ -11,8 +11,12 @@ import type { Stage } from '../broker/pipeline.js'
 export interface GatewayStages {
   /** plugins/auth.ts: the token at CONNECT, its grants on PUBLISH and SUBSCRIBE [P-11]. Absent when auth is off. */
   auth?: Stage
+  /** plugins/sessions.ts: a client id belongs to the subject (or, without auth, the address) that holds it [P-4.7]. */
+  sessions?: Stage
   /** plugins/limits.ts: connection rate and packet guard (accept), publish rate, subscriptions per client, slow consumers (deliver). */
   limits?: Stage
+  /** plugins/replies.ts: records who was sent each request (deliver) and drops replies from anyone else (publish) [P-3.8]. */
+  replies?: Stage
   /** plugins/broker.ts: consumes `$res` replies and rewrites `$req` requests for the bridge; drops `$inbox`/`$result` forgeries [P-3], [P-4]. */
   bridge?: Stage
 }
@@ -26,9 +30,11 @@ declare module 'fastify' {
 
 /**
  * The stages in the order they run. Auth before limits: a filter the token may
- * not hold does not count against maxSubscriptions. The bridge last: it
- * consumes what was allowed.
+ * not hold does not count against maxSubscriptions. Sessions right after
+ * auth: the owner of a client id is the subject auth verified. Replies after limits: a
+ * delivery the slow-consumer check drops was never sent, so it is not
+ * recorded. The bridge last: it consumes what was allowed.
  */
 export function brokerPipeline (s: GatewayStages): Stage[] {
-  return [s.auth, s.limits, s.bridge].filter((stage): stage is Stage => stage !== undefined)
+  return [s.auth, s.sessions, s.limits, s.replies, s.bridge].filter((stage): stage is Stage => stage !== undefined)
 }
