@@ -6,6 +6,7 @@
 // silently shutting a lane or losing messages.
 import { Duplex } from 'node:stream'
 import type { Aedes, Client, PublishPacket } from 'aedes'
+import type { Packet } from 'mqtt-packet'
 
 /** The private parts of an Aedes client read here (aedes/lib/client.js, handlers/connect.js, handlers/index.js). */
 interface ClientInternals {
@@ -14,7 +15,7 @@ interface ClientInternals {
   _keepaliveInterval: number
   _keepaliveTimer: NodeJS.Timeout | null
   /** Packets that came before CONNACK, waiting; null once they were handled. */
-  _parser: { _queue: unknown[] | null }
+  _parser: { _queue: unknown[] | null, prependListener: (event: 'packet', fn: (packet: Packet) => void) => unknown }
   /** Per broker id, the counter of the last packet delivered (the duplicate check of overlapping subscriptions). */
   duplicates: Record<string, number>
   /** The client's subscriptions by filter, with their granted QoS. */
@@ -41,6 +42,11 @@ export function readyForReplies (client: Client): boolean {
 export function refreshKeepalive (client: Client): void {
   const c = inside(client)
   if (c._keepaliveInterval > 0) c._keepaliveTimer?.refresh()
+}
+
+/** Runs `fn` on each packet the client's parser emits, before Aedes handles it (handlers/index.js). */
+export function beforeEachPacket (client: Client, fn: (packet: Packet) => void): void {
+  inside(client)._parser.prependListener('packet', fn)
 }
 
 /** The filters of a session restored with clean=false: Aedes restores them without a 'subscribe' event. */
@@ -91,6 +97,7 @@ export function checkInternals (aedes: Aedes): string[] {
   expect('client._keepaliveTimer (null before CONNECT)', c._keepaliveTimer === null)
   const parser = c._parser as { _queue?: unknown } | undefined
   expect('client._parser._queue (an array before CONNECT)', Array.isArray(parser?._queue))
+  expect('client._parser.prependListener (an EventEmitter)', typeof (parser as { prependListener?: unknown } | undefined)?.prependListener === 'function')
   expect('client.duplicates (object)', typeof c.duplicates === 'object' && c.duplicates !== null)
   expect('client.subscriptions (object)', typeof c.subscriptions === 'object' && c.subscriptions !== null)
   const persistence = (aedes as unknown as { persistence?: { createRetainedStream?: unknown } }).persistence

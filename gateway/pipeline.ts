@@ -17,6 +17,8 @@ export interface GatewayStages {
   limits?: Stage
   /** plugins/replies.ts: records who was sent each request (deliver) and drops replies from anyone else (publish) [P-3.8]. */
   replies?: Stage
+  /** plugins/sys-visibility.ts: without auth, `$SYS` topics naming client ids reach loopback readers only [P-12.9]. */
+  sys?: Stage
   /** plugins/broker.ts: consumes `$res` replies and rewrites `$req` requests for the bridge; drops `$inbox`/`$result` forgeries [P-3], [P-4]. */
   bridge?: Stage
 }
@@ -36,5 +38,5 @@ declare module 'fastify' {
  * recorded. The bridge last: it consumes what was allowed.
  */
 export function brokerPipeline (s: GatewayStages): Stage[] {
-  return [s.auth, s.sessions, s.limits, s.replies, s.bridge].filter((stage): stage is Stage => stage !== undefined)
+  return [s.auth, s.sessions, s.limits, s.sys, s.replies, s.bridge].filter((stage): stage is Stage => stage !== undefined)
 }

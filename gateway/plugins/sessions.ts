@@ -24,6 +24,12 @@ declare module 'fastify' {
 const CONNACK_NOT_AUTHORIZED = 5
 const CONNACK_IDENTIFIER_REJECTED = 2
 
+/** A client's remote address: its socket's, or for a WebSocket the one its upgrade was admitted under (trustedProxies). */
+export function addressOfClient (app: FastifyInstance, client: Client): string | undefined {
+  const req = (client as Client & { req?: Parameters<typeof app.limits.addressOf>[0] }).req
+  return req !== undefined ? app.limits.addressOf(req) : (client.conn as { remoteAddress?: string }).remoteAddress
+}
+
 async function sessionsPlugin (app: FastifyInstance): Promise<void> {
   const config = app.config
   const auth = authEnabled(config)
@@ -34,12 +40,7 @@ async function sessionsPlugin (app: FastifyInstance): Promise<void> {
   const leases = new WeakMap<Client, number>()
   const limited = new LogLimiter(app.log)
 
-  const ownerOf = (client: Client): string => {
-    if (auth) return 'sub:' + (identityOf(client)?.sub ?? '')
-    const req = (client as Client & { req?: Parameters<typeof app.limits.addressOf>[0] }).req
-    const address = req !== undefined ? app.limits.addressOf(req) : (client.conn as { remoteAddress?: string }).remoteAddress
-    return 'addr:' + (address ?? '?')
-  }
+  const ownerOf = (client: Client): string => auth ? 'sub:' + (identityOf(client)?.sub ?? '') : 'addr:' + (addressOfClient(app, client) ?? '?')
 
   app.stages.sessions = {
     name: 'sessions',
