@@ -1,12 +1,14 @@
 // Every read or write of a field that Aedes (or Node's streams) does not
-// publish, in one file. The gateway's fast lanes and two conformance fixes
-// depend on them; Aedes is pinned to an exact version in package.json, and
-// checkInternals() probes a throwaway client at start-up, so an upgrade that
-// renames one of these fails at once with the field's name, instead of
+// publish, in one file. The gateway's fast lanes and conformance fixes depend
+// on them; Aedes is pinned to an exact version in package.json, its one patch
+// (patches/aedes+1.2.0.patch) is applied by npm install, and checkInternals()
+// probes a throwaway client at start-up, so an upgrade that renames one of
+// these, or a missing patch, fails at once with the field's name, instead of
 // silently shutting a lane or losing messages.
-import { Duplex } from 'node:stream'
+import { Duplex, Transform, type Readable } from 'node:stream'
 import type { Aedes, Client, PublishPacket } from 'aedes'
 import type { Packet } from 'mqtt-packet'
+import { topicMatches } from '../core/topics.js'
 
 /** The private parts of an Aedes client read here (aedes/lib/client.js, handlers/connect.js, handlers/index.js). */
 interface ClientInternals {
@@ -16,14 +18,16 @@ interface ClientInternals {
   _keepaliveTimer: NodeJS.Timeout | null
   /** Packets that came before CONNACK, waiting; null once they were handled. */
   _parser: { _queue: unknown[] | null, prependListener: (event: 'packet', fn: (packet: Packet) => void) => unknown }
-  /** Per broker id, the counter of the last packet delivered (the duplicate check of overlapping subscriptions). */
-  duplicates: Record<string, number>
   /** The client's subscriptions by filter, with their granted QoS. */
   subscriptions: Record<string, { qos: number }>
 }
 
 interface BrokerInternals {
-  persistence: { createRetainedStream: (pattern: string) => AsyncIterable<PublishPacket> }
+  persistence: {
+    createRetainedStream: (pattern: string) => AsyncIterable<PublishPacket>
+    /** What Aedes's SUBSCRIBE handler sends the new subscriber (handlers/subscribe.js). */
+    createRetainedStreamCombi: (patterns: string[]) => Readable
+  }
 }
 
 const inside = (client: Client): ClientInternals => client as unknown as ClientInternals
@@ -54,22 +58,32 @@ export function heldFilters (client: Client): string[] {
   return Object.keys(inside(client).subscriptions)
 }
 
-/**
- * Aedes drops a delivery whose broker counter is not above the last one the
- * client saw, to send overlapping subscriptions' copies once. But a QoS 1
- * message waits for persistence before it is routed, so a QoS 0 message
- * published just after it overtakes it, and the QoS 1 message is then dropped
- * as a "duplicate": lost, with no error anywhere. Pinning the counter the
- * client has seen at 0 turns that check off. Overlapping subscriptions may
- * then each get a copy, which [MQTT-3.3.5-1] allows ("MAY deliver further copies").
- */
-export function keepEveryDelivery (client: Client, brokerId: string): void {
-  Object.defineProperty(inside(client).duplicates, brokerId, { get: () => 0, set: () => {}, configurable: true, enumerable: true })
-}
-
 /** The retained messages whose topics match `pattern` (Aedes's persistence has no public accessor). */
 export function retainedStream (aedes: Aedes, pattern: string): AsyncIterable<PublishPacket> {
   return (aedes as unknown as BrokerInternals).persistence.createRetainedStream(pattern)
+}
+
+/**
+ * [MQTT-4.7.2-1] A filter starting with "#" or "+" must not match a "$" topic.
+ * Aedes keeps to it for live messages but not for retained ones: a SUBSCRIBE
+ * to "#" got every retained $SYS message. The retained stream Aedes asks its
+ * persistence for (whichever persistence it is) is filtered here with the
+ * rule's own matcher.
+ */
+export function conformRetainedDelivery (aedes: Aedes): void {
+  const persistence = (aedes as unknown as BrokerInternals).persistence
+  const combi = persistence.createRetainedStreamCombi.bind(persistence)
+  persistence.createRetainedStreamCombi = patterns => {
+    const stream = combi(patterns)
+    if (!patterns.some(p => p.charCodeAt(0) === 35 || p.charCodeAt(0) === 43)) return stream
+    return stream.pipe(new Transform({
+      objectMode: true,
+      transform (packet: PublishPacket, _enc, cb) {
+        if (packet.topic.charCodeAt(0) !== 36 || patterns.some(p => topicMatches(p, packet.topic))) cb(null, packet)
+        else cb()
+      }
+    }))
+  }
 }
 
 /**
@@ -98,10 +112,12 @@ export function checkInternals (aedes: Aedes): string[] {
   const parser = c._parser as { _queue?: unknown } | undefined
   expect('client._parser._queue (an array before CONNECT)', Array.isArray(parser?._queue))
   expect('client._parser.prependListener (an EventEmitter)', typeof (parser as { prependListener?: unknown } | undefined)?.prependListener === 'function')
-  expect('client.duplicates (object)', typeof c.duplicates === 'object' && c.duplicates !== null)
+  // patches/aedes+1.2.0.patch (applied by npm install) fixes the QoS of overlapping subscriptions' copies.
+  expect('client.deliverQoS from patches/aedes+1.2.0.patch (run npm install)', typeof c.deliverQoS === 'function' && c.deliverQoS.name === 'deliverQoSGranted')
   expect('client.subscriptions (object)', typeof c.subscriptions === 'object' && c.subscriptions !== null)
-  const persistence = (aedes as unknown as { persistence?: { createRetainedStream?: unknown } }).persistence
+  const persistence = (aedes as unknown as { persistence?: { createRetainedStream?: unknown, createRetainedStreamCombi?: unknown } }).persistence
   expect('broker.persistence.createRetainedStream (function)', typeof persistence?.createRetainedStream === 'function')
+  expect('broker.persistence.createRetainedStreamCombi (function)', typeof persistence?.createRetainedStreamCombi === 'function')
   const ws = (conn as unknown as { _writableState?: { highWaterMark?: unknown } })._writableState
   expect('stream._writableState.highWaterMark (number)', typeof ws?.highWaterMark === 'number')
   client.close()

@@ -1,9 +1,10 @@
 // The one configuration object: defaults, then a JSON file, then environment,
 // then command-line flags, each later source overriding the earlier. Validated
 // once and frozen; a bad value stops start-up with a message naming its source.
-import { readFileSync } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
 import { parseApiKeys, type ApiKey } from './auth/api-keys.js'
 import { parseTrustedProxies } from '../core/client-address.js'
+import { isValidTopicFilter } from '../core/topics.js'
 
 type Kind = 'string' | 'optional' | 'port' | 'int' | 'qos' | 'level' | 'bool' | 'addresses'
 
@@ -14,6 +15,8 @@ interface Field {
   default: string | number | boolean
   doc: string
   min?: number
+  /** Never printed: --print-config shows it as "(redacted)". */
+  secret?: boolean
 }
 
 export const CONFIG_FIELDS = {
@@ -28,7 +31,8 @@ export const CONFIG_FIELDS = {
   requestQos: { kind: 'qos', env: 'RTW_REQUEST_QOS', flag: '--request-qos', default: 0, doc: 'QoS the gateway publishes requests with (0 or 1; 1 only helps responders with persistent sessions)' },
   shutdownGraceMs: { kind: 'int', env: 'RTW_SHUTDOWN_GRACE_MS', flag: '--shutdown-grace-ms', default: 10_000, min: 0, doc: 'How long a draining gateway lets in-flight requests finish before answering 503' },
   logLevel: { kind: 'level', env: 'RTW_LOG_LEVEL', flag: '--log-level', default: 'info', doc: 'fatal, error, warn, info, debug, trace or silent' },
-  jwtSecret: { kind: 'optional', env: 'RTW_JWT_SECRET', flag: '--jwt-secret', default: '', doc: 'HS256 secret; setting it (or a key below) turns JWT auth on' },
+  logPretty: { kind: 'bool', env: 'RTW_LOG_PRETTY', flag: '--log-pretty', default: false, doc: 'Coloured one-line logs through pino-pretty instead of JSON; when not set, on if stdout is a terminal' },
+  jwtSecret: { kind: 'optional', env: 'RTW_JWT_SECRET', flag: '--jwt-secret', default: '', secret: true, doc: 'HS256 secret; setting it (or a key below) turns JWT auth on' },
   jwtPublicKeyFile: { kind: 'optional', env: 'RTW_JWT_PUBLIC_KEY_FILE', flag: '--jwt-public-key-file', default: '', doc: 'PEM public key for RS256/ES256 tokens' },
   jwksFile: { kind: 'optional', env: 'RTW_JWKS_FILE', flag: '--jwks-file', default: '', doc: 'JWKS file (RS256/ES256 keys by kid)' },
   jwtAudience: { kind: 'optional', env: 'RTW_JWT_AUDIENCE', flag: '--jwt-audience', default: '', doc: 'Required aud claim, when set' },
@@ -52,6 +56,14 @@ export const CONFIG_FIELDS = {
   maxTopicLength: { kind: 'int', env: 'RTW_MAX_TOPIC_LENGTH', flag: '--max-topic-length', default: 1024, min: 16, doc: 'Longest topic or filter in bytes' },
   maxTopicLevels: { kind: 'int', env: 'RTW_MAX_TOPIC_LEVELS', flag: '--max-topic-levels', default: 32, min: 2, doc: 'Most levels in a topic or filter (at most 100)' },
   maxOutboundBytes: { kind: 'int', env: 'RTW_MAX_OUTBOUND_BYTES', flag: '--max-outbound-bytes', default: 1_048_576, min: 1024, doc: 'Unsent bytes queued for one client before it is disconnected as a slow consumer' },
+  historySize: { kind: 'int', env: 'RTW_HISTORY_SIZE', flag: '--history-size', default: 100, min: 0, doc: 'Messages kept per topic for recovery (GET /events Last-Event-ID, GET /history); 0 turns the history off' },
+  historyTtlMs: { kind: 'int', env: 'RTW_HISTORY_TTL_MS', flag: '--history-ttl-ms', default: 300_000, min: 1, doc: 'How long a message stays in the history' },
+  historyMaxBytes: { kind: 'int', env: 'RTW_HISTORY_MAX_BYTES', flag: '--history-max-bytes', default: 67_108_864, min: 1024, doc: 'Memory for the whole history (topics and payloads); past it the oldest messages go first' },
+  historyTopics: { kind: 'optional', env: 'RTW_HISTORY_TOPICS', flag: '--history-topics', default: '#', doc: 'Comma list of MQTT filters whose messages the history keeps ("#" = every topic not starting with "$")' },
+  sseHeartbeatMs: { kind: 'int', env: 'RTW_SSE_HEARTBEAT_MS', flag: '--sse-heartbeat-ms', default: 15_000, min: 100, doc: 'Interval of the comment line sent on every GET /events stream, so proxies keep it open' },
+  sseRetryMs: { kind: 'int', env: 'RTW_SSE_RETRY_MS', flag: '--sse-retry-ms', default: 2_000, min: 0, doc: 'The retry: hint of GET /events: how long EventSource waits before reconnecting' },
+  sseMaxStreams: { kind: 'int', env: 'RTW_SSE_MAX_STREAMS', flag: '--sse-max-streams', default: 10_000, min: 1, doc: 'Open GET /events streams at once (503 RTW_TOO_MANY_STREAMS above it)' },
+  sseMaxTopics: { kind: 'int', env: 'RTW_SSE_MAX_TOPICS', flag: '--sse-max-topics', default: 32, min: 1, doc: 'topic= filters one GET /events stream may name (400 above it)' },
   amqpUrl: { kind: 'optional', env: 'RTW_AMQP_URL', flag: '--amqp-url', default: '', doc: 'RabbitMQ URL (amqp://user:pass@host:5672/vhost); empty turns RabbitMQ off' },
   queuedServices: { kind: 'optional', env: 'RTW_QUEUED_SERVICES', flag: '--queued-services', default: '', doc: 'Comma list of services whose requests go to the durable RabbitMQ queue rtw.req.<service> (needs amqpUrl)' },
   amqpExchange: { kind: 'string', env: 'RTW_AMQP_EXCHANGE', flag: '--amqp-exchange', default: 'amq.topic', doc: 'Topic exchange the MQTT<->AMQP bridge mirrors to and from' },
@@ -59,9 +71,16 @@ export const CONFIG_FIELDS = {
   amqpBridgeIn: { kind: 'optional', env: 'RTW_AMQP_BRIDGE_IN', flag: '--amqp-bridge-in', default: '#', doc: 'Comma list of MQTT filters: messages on amqpExchange whose routing key maps into them are delivered to MQTT; empty turns it off' },
   amqpReconnectMaxMs: { kind: 'int', env: 'RTW_AMQP_RECONNECT_MAX_MS', flag: '--amqp-reconnect-max-ms', default: 5_000, min: 100, doc: 'Longest wait between RabbitMQ reconnect attempts (exponential backoff with jitter, from 100 ms)' },
   asyncResultTtlMs: { kind: 'int', env: 'RTW_ASYNC_RESULT_TTL_MS', flag: '--async-result-ttl-ms', default: 600_000, min: 1, doc: 'How long the result of a respond-async request to a queued service stays readable at /requests/<handle>' },
-  asyncResultMaxBytes: { kind: 'int', env: 'RTW_ASYNC_RESULT_MAX_BYTES', flag: '--async-result-max-bytes', default: 67_108_864, min: 1024, doc: 'Memory for stored async results; past it the oldest are dropped early' },
+  asyncResultMaxBytes: { kind: 'int', env: 'RTW_ASYNC_RESULT_MAX_BYTES', flag: '--async-result-max-bytes', default: 67_108_864, min: 1024, doc: 'Bytes of stored async results; past it the oldest are dropped early' },
+  asyncResultMaxCount: { kind: 'int', env: 'RTW_ASYNC_RESULT_MAX_COUNT', flag: '--async-result-max-count', default: 100_000, min: 1, doc: 'Stored async results at most; past it the oldest are dropped early' },
   dataDir: { kind: 'optional', env: 'RTW_DATA_DIR', flag: '--data-dir', default: '', doc: 'Directory for state that survives a restart (LevelDB): retained messages, persistent sessions and wills in <dataDir>/broker, gateway state in <dataDir>/gateway; empty = memory only, the Mosquitto default. With redisUrl the broker keeps its state in Redis instead' },
-  redisUrl: { kind: 'optional', env: 'RTW_REDIS_URL', flag: '--redis-url', default: '', doc: 'Redis URL (redis://[user:pass@]host:6379[/db], rediss:// for TLS): joins this node to a cluster of gateways sharing that Redis (docs/CLUSTER.md); empty = a single node' }
+  redisUrl: { kind: 'optional', env: 'RTW_REDIS_URL', flag: '--redis-url', default: '', doc: 'Redis URL (redis://[user:pass@]host:6379[/db], rediss:// for TLS): joins this node to a cluster of gateways sharing that Redis (docs/CLUSTER.md); empty = a single node' },
+  idempotencyTtlMs: { kind: 'int', env: 'RTW_IDEMPOTENCY_TTL_MS', flag: '--idempotency-ttl-ms', default: 86_400_000, min: 1, doc: 'How long a REST call with an Idempotency-Key is remembered: a repeat within it is answered from the stored response' },
+  idempotencyMaxKeys: { kind: 'int', env: 'RTW_IDEMPOTENCY_MAX_KEYS', flag: '--idempotency-max-keys', default: 100_000, min: 1, doc: 'Idempotency keys remembered at once; a new key past it is refused (503 RTW_IDEMPOTENCY_STORE_FULL), none is forgotten early' },
+  idempotencyMaxBytes: { kind: 'int', env: 'RTW_IDEMPOTENCY_MAX_BYTES', flag: '--idempotency-max-bytes', default: 67_108_864, min: 1024, doc: 'Bytes of stored idempotent responses at most; a new key past it is refused like idempotencyMaxKeys' },
+  sysIntervalS: { kind: 'int', env: 'RTW_SYS_INTERVAL_S', flag: '--sys-interval-s', default: 10, min: 0, doc: 'Seconds between the $SYS/broker/… and $SYS/rtw/… updates (retained, as Mosquitto publishes them); 0 turns them off' },
+  metricsMaxServices: { kind: 'int', env: 'RTW_METRICS_MAX_SERVICES', flag: '--metrics-max-services', default: 100, min: 1, doc: 'Distinct service names that get their own service label in /metrics; later ones are counted as service="other"' },
+  staticDir: { kind: 'optional', env: 'RTW_STATIC_DIR', flag: '--static-dir', default: '', doc: 'Directory of your own files, served at / (index.html for a directory); the demo page stays at /demo/' }
 } as const satisfies Record<string, Field>
 
 type Fields = typeof CONFIG_FIELDS
@@ -70,6 +89,13 @@ export type Config = Readonly<{ -readonly [K in keyof Fields]: ValueOf<Fields[K]
 export type ConfigKey = keyof Fields
 
 const LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+
+/**
+ * sysexits' EX_CONFIG: a start that cannot succeed as configured (a bad value, a
+ * port in use). ecosystem.config.js lists it in stop_exit_codes, so pm2 does not
+ * restart the gateway into the same error, and `npm start` stops with it.
+ */
+export const EXIT_CONFIG = 78
 
 export class ConfigError extends Error {
   readonly code = 'RTW_CONFIG_INVALID'
@@ -121,6 +147,30 @@ export interface ConfigSources {
 
 const KEYS = Object.keys(CONFIG_FIELDS) as ConfigKey[]
 
+/** Flags that are commands, not config values: main.ts acts on them. */
+export const COMMAND_FLAGS = ['--help', '-h', '--print-config'] as const
+
+/** The flag closest to a mistyped one, when it is close enough to be what was meant. */
+function suggest (name: string): string {
+  const distance = (a: string, b: string): number => {
+    let prev = Array.from({ length: b.length + 1 }, (_v, i) => i)
+    for (let i = 1; i <= a.length; i++) {
+      const row = [i]
+      for (let j = 1; j <= b.length; j++) row[j] = Math.min((prev[j] as number) + 1, (row[j - 1] as number) + 1, (prev[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1))
+      prev = row
+    }
+    return prev[b.length] as number
+  }
+  const known = ['--config', ...COMMAND_FLAGS, ...KEYS.map(k => CONFIG_FIELDS[k].flag)]
+  let best = ''
+  let bestD = Infinity
+  for (const f of known) {
+    const d = distance(name, f)
+    if (d < bestD) { best = f; bestD = d }
+  }
+  return bestD <= 3 ? ` (did you mean ${best}?)` : ''
+}
+
 /** Splits argv into known flags; `--config FILE` names the file source. Unknown flags are errors. */
 function parseArgv (argv: string[]): { file?: string, values: Map<ConfigKey, string>, flags: Set<string> } {
   const values = new Map<ConfigKey, string>()
@@ -140,12 +190,14 @@ function parseArgv (argv: string[]): { file?: string, values: Map<ConfigKey, str
     const key = KEYS.find(k => CONFIG_FIELDS[k].flag === name)
     if (key !== undefined) {
       // A boolean flag may stand alone: `--allow-anonymous`.
-      const bare = CONFIG_FIELDS[key].kind === 'bool' && eq === -1 && (argv[i + 1] === undefined || argv[i + 1]?.startsWith('--') === true)
+      const bare = CONFIG_FIELDS[key].kind === 'bool' && eq === -1 && (argv[i + 1] === undefined || argv[i + 1]?.startsWith('-') === true)
       values.set(key, bare ? 'true' : take())
       continue
     }
-    if (name.startsWith('--') && eq === -1) { flags.add(name); continue }
-    throw new ConfigError(`command line: unknown argument ${arg}`)
+    if ((COMMAND_FLAGS as readonly string[]).includes(arg)) { flags.add(arg); continue }
+    // Named, so that `--http-prot 9000` says which flag is wrong rather than "unknown argument 9000".
+    if (name.startsWith('-')) throw new ConfigError(`command line: unknown flag ${name}${suggest(name)}; --help lists them`)
+    throw new ConfigError(`command line: unexpected argument ${JSON.stringify(arg)}; flags take the form --name value or --name=value`)
   }
   return { file, values, flags }
 }
@@ -193,13 +245,17 @@ export function isLoopback (host: string): boolean {
   return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
 }
 
-export interface LoadedConfig { config: Config, flags: Set<string> }
+/** Where a value came from: `default`, `file <path>`, `env RTW_…`, `flag --…` or `overrides`. */
+export type Sources = Readonly<Record<ConfigKey, string>>
+
+export interface LoadedConfig { config: Config, flags: Set<string>, sources: Sources }
 
 export function loadConfig (sources: ConfigSources = {}): LoadedConfig {
   const env = sources.env ?? {}
   const cli = parseArgv(sources.argv ?? [])
   const out: Record<string, unknown> = {}
-  for (const key of KEYS) out[key] = CONFIG_FIELDS[key].default
+  const from: Record<string, string> = {}
+  for (const key of KEYS) { out[key] = CONFIG_FIELDS[key].default; from[key] = 'default' }
 
   const file = cli.file ?? sources.file ?? env.RTW_CONFIG
   if (file !== undefined && file !== '') {
@@ -213,14 +269,19 @@ export function loadConfig (sources: ConfigSources = {}): LoadedConfig {
     for (const [k, v] of Object.entries(parsed)) {
       if (!(k in CONFIG_FIELDS)) throw new ConfigError(`config file ${file}: unknown key ${k}`)
       out[k] = coerce(k as ConfigKey, v, `config file ${file}`)
+      from[k] = `file ${file}`
     }
   }
   for (const key of KEYS) {
     const v = env[CONFIG_FIELDS[key].env]
-    if (v !== undefined && v !== '') out[key] = coerce(key, v, `environment ${CONFIG_FIELDS[key].env}`)
+    if (v !== undefined && v !== '') { out[key] = coerce(key, v, `environment ${CONFIG_FIELDS[key].env}`); from[key] = `env ${CONFIG_FIELDS[key].env}` }
   }
-  for (const [key, v] of cli.values) out[key] = coerce(key, v, `command line ${CONFIG_FIELDS[key].flag}`)
-  for (const [k, v] of Object.entries(sources.overrides ?? {})) out[k] = coerce(k as ConfigKey, v, 'overrides')
+  for (const [key, v] of cli.values) { out[key] = coerce(key, v, `command line ${CONFIG_FIELDS[key].flag}`); from[key] = `flag ${CONFIG_FIELDS[key].flag}` }
+  for (const [k, v] of Object.entries(sources.overrides ?? {})) {
+    if (!(k in CONFIG_FIELDS)) throw new ConfigError(`overrides: unknown key ${k}`)
+    out[k] = coerce(k as ConfigKey, v, 'overrides')
+    from[k] = 'overrides'
+  }
 
   const config = out as Config
   if (config.requestTimeoutMs > config.maxTimeoutMs) {
@@ -233,11 +294,17 @@ export function loadConfig (sources: ConfigSources = {}): LoadedConfig {
   if (config.maxTopicLevels > 100) throw new ConfigError(`maxTopicLevels may be at most 100, the broker's own ceiling (got ${config.maxTopicLevels})`)
   if ((config.tlsCertFile === '') !== (config.tlsKeyFile === '')) throw new ConfigError('tlsCertFile and tlsKeyFile go together')
   if (!config.wsPath.startsWith('/')) throw new ConfigError(`wsPath must start with "/" (got ${config.wsPath})`)
+  if (config.staticDir !== '' && statSync(config.staticDir, { throwIfNoEntry: false })?.isDirectory() !== true) {
+    throw new ConfigError(`staticDir ${config.staticDir} is not a directory`)
+  }
+  for (const f of listOf(config.historyTopics)) {
+    if (!isValidTopicFilter(f)) throw new ConfigError(`historyTopics: ${JSON.stringify(f)} is not a valid MQTT topic filter`)
+  }
   if (config.redisUrl !== '' && !/^rediss?:\/\/[^/]/.test(config.redisUrl)) throw new ConfigError(`redisUrl must be a redis:// or rediss:// URL (got ${JSON.stringify(config.redisUrl)})`)
   Object.freeze(config)
   // [P-11.9] a bad key file stops start-up here, like any other bad value.
   apiKeysOf(config)
-  return { config, flags: cli.flags }
+  return { config, flags: cli.flags, sources: Object.freeze(from as Record<ConfigKey, string>) }
 }
 
 /** A comma list config value as its non-empty, trimmed entries. */

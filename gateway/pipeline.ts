@@ -21,6 +21,8 @@ export interface GatewayStages {
   sys?: Stage
   /** plugins/broker.ts: consumes `$res` replies and rewrites `$req` requests for the bridge; drops `$inbox`/`$result` forgeries [P-3], [P-4]. */
   bridge?: Stage
+  /** plugins/history.ts: records every routed publish in the message history and hands it to GET /events streams [P-14], [P-15]. */
+  history?: Stage
 }
 
 declare module 'fastify' {
@@ -35,8 +37,9 @@ declare module 'fastify' {
  * not hold does not count against maxSubscriptions. Sessions right after
  * auth: the owner of a client id is the subject auth verified. Replies after limits: a
  * delivery the slow-consumer check drops was never sent, so it is not
- * recorded. The bridge last: it consumes what was allowed.
+ * recorded. The bridge last: it consumes what was allowed. The history only
+ * observes what was routed.
  */
 export function brokerPipeline (s: GatewayStages): Stage[] {
-  return [s.auth, s.sessions, s.limits, s.sys, s.replies, s.bridge].filter((stage): stage is Stage => stage !== undefined)
+  return [s.auth, s.sessions, s.limits, s.sys, s.replies, s.bridge, s.history].filter((stage): stage is Stage => stage !== undefined)
 }

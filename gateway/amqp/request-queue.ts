@@ -56,7 +56,8 @@ export class AmqpRequestQueue implements RequestQueue {
   send (r: QueuedRequest, cb: (err?: Error | null) => void): void {
     const options: Options.Publish = {
       persistent: true,
-      messageId: r.id,
+      // The worker deduplicates on messageId: the idempotency key when there is one [P-13.8], else the id.
+      messageId: r.dedupeId ?? r.id,
       correlationId: r.id,
       contentType: 'application/json',
       headers: { [TOPIC_HEADER]: r.topic },

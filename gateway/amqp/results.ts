@@ -1,11 +1,14 @@
-// Results of async requests to queued services (docs/AMQP.md §4): kept in
-// memory for a retention time, readable at /requests/<handle>, and published
-// once as a retained MQTT message on $result/<handle> so a browser can wait
-// for it without polling. No I/O of its own: publishing goes through a callback.
+// Results of async requests to queued services (docs/AMQP.md §4): kept in the
+// gateway's state store (memory, <dataDir>/gateway, or Redis for a cluster) for
+// a retention time, readable at /requests/<handle>, and published once as a
+// retained MQTT message on $result/<handle> so a browser can wait for it
+// without polling. No I/O of its own: storing goes through a KvStore and
+// publishing through a callback.
 import { randomBytes } from 'node:crypto'
 import type { Outcome } from '../../core/correlator.js'
 import { encodeCallerReply, type Reply } from '../../core/envelope.js'
-import { ERRORS, errorBody } from '../../core/errors.js'
+import { ERRORS, errorBody, type ErrorCode } from '../../core/errors.js'
+import type { KvStore } from '../store/store.js'
 
 export const RESULT_TOPIC_PREFIX = '$result/'
 export const RESULT_PATH_PREFIX = '/requests/'
@@ -16,17 +19,25 @@ export interface StoredResult {
   service: string
   state: 'pending' | 'done'
   outcome: Outcome | undefined
-  /** When a done result stops being readable (ms since epoch). */
-  expiresAt: number
-  bytes: number
 }
 
 export interface ResultStoreOptions {
+  kv: KvStore
+  /** How long a done result stays readable. */
   ttlMs: number
-  maxBytes: number
   /** Publishes on MQTT; an empty retained payload clears the retained message. */
   publish: (topic: string, payload: Buffer, retain: boolean) => void
-  now?: () => number
+  /** A write the store refused or failed: the result is then only on $result/<handle>. */
+  onError?: (handle: string, err: Error) => void
+}
+
+/** The stored form: short keys, a Buffer body as base64. */
+interface Record {
+  id: string
+  svc: string
+  done: boolean
+  reply?: { status: number, headers: Reply['headers'], body: string, b64?: true }
+  error?: { code: ErrorCode, message?: string }
 }
 
 export function resultTopic (handle: string): string {
@@ -44,20 +55,39 @@ export function outcomeReply (requestId: string, outcome: Outcome): Reply {
   }
 }
 
+function encode (requestId: string, service: string, outcome: Outcome | undefined): string {
+  const rec: Record = { id: requestId, svc: service, done: outcome !== undefined }
+  if (outcome?.kind === 'reply') {
+    const r = outcome.reply
+    rec.reply = typeof r.body === 'string'
+      ? { status: r.status, headers: r.headers, body: r.body }
+      : { status: r.status, headers: r.headers, body: r.body.toString('base64'), b64: true }
+  } else if (outcome?.kind === 'error') {
+    rec.error = outcome.message === undefined ? { code: outcome.code } : { code: outcome.code, message: outcome.message }
+  }
+  return JSON.stringify(rec)
+}
+
+function decode (handle: string, raw: string): StoredResult {
+  const rec = JSON.parse(raw) as Record
+  let outcome: Outcome | undefined
+  if (rec.reply !== undefined) {
+    const r = rec.reply
+    outcome = { kind: 'reply', reply: { id: rec.id, status: r.status, headers: r.headers, body: r.b64 === true ? Buffer.from(r.body, 'base64') : r.body } }
+  } else if (rec.error !== undefined) {
+    outcome = { kind: 'error', ...rec.error }
+  }
+  return { handle, requestId: rec.id, service: rec.svc, state: rec.done ? 'done' : 'pending', outcome }
+}
+
 export class ResultStore {
-  private readonly entries = new Map<string, StoredResult>()
-  /** Handles of done results, oldest first: retention and the memory bound both evict from the front. */
-  private readonly doneOrder: string[] = []
-  private doneHead = 0
-  private bytes = 0
-  private readonly timer: NodeJS.Timeout
-  private readonly now: () => number
-  readonly counters = { accepted: 0, completed: 0, expired: 0, evicted: 0 }
+  readonly counters = { accepted: 0, completed: 0, failedWrites: 0 }
+  /** The last write of each handle: a finish never overtakes its begin on a backend that reorders. */
+  private readonly writes = new Map<string, Promise<void>>()
 
   constructor (private readonly opts: ResultStoreOptions) {
-    this.now = opts.now ?? Date.now
-    this.timer = setInterval(() => this.sweep(), Math.max(50, Math.min(opts.ttlMs / 2, 1_000)))
-    this.timer.unref()
+    // A result that leaves the store leaves MQTT too; current subscribers see one empty message.
+    opts.kv.onEvict = handle => opts.publish(resultTopic(handle), Buffer.alloc(0), true)
   }
 
   /** An unguessable handle: the status URL and MQTT topic are only known to whoever got the 202. */
@@ -65,74 +95,40 @@ export class ResultStore {
     return randomBytes(16).toString('base64url')
   }
 
-  get size (): number {
-    return this.entries.size
+  get kv (): KvStore {
+    return this.opts.kv
   }
 
-  get storedBytes (): number {
-    return this.bytes
+  private queue (handle: string, write: () => Promise<unknown>): Promise<void> {
+    const before = this.writes.get(handle) ?? Promise.resolve()
+    const next = before.then(write).then(
+      r => { if (r === 'full') throw new Error('the result store is full') },
+    ).catch((err: Error) => {
+      this.counters.failedWrites++
+      this.opts.onError?.(handle, err)
+    }).finally(() => { if (this.writes.get(handle) === next) this.writes.delete(handle) })
+    this.writes.set(handle, next)
+    return next
   }
 
-  /** The request was accepted; until it finishes, reads say "pending". */
-  begin (handle: string, requestId: string, service: string): void {
-    if (this.entries.has(handle)) return
+  /** The request was accepted; until it finishes (or pendingTtlMs passes), reads say "pending". */
+  async begin (handle: string, requestId: string, service: string, pendingTtlMs: number): Promise<void> {
     this.counters.accepted++
-    this.entries.set(handle, { handle, requestId, service, state: 'pending', outcome: undefined, expiresAt: Infinity, bytes: 0 })
+    // add, not put: a reply that came before the confirm has already stored the result.
+    await this.queue(handle, async () => await this.opts.kv.add(handle, encode(requestId, service, undefined), pendingTtlMs))
   }
 
-  /** Stores the outcome (a reply, or the timeout/failure the caller would have got) and publishes it. */
-  finish (handle: string, requestId: string, service: string, outcome: Outcome): void {
-    let entry = this.entries.get(handle)
-    if (entry === undefined) {
-      entry = { handle, requestId, service, state: 'pending', outcome: undefined, expiresAt: Infinity, bytes: 0 }
-      this.entries.set(handle, entry)
-    }
-    if (entry.state === 'done') return
-    const payload = encodeCallerReply(requestId, outcomeReply(requestId, outcome))
-    entry.state = 'done'
-    entry.outcome = outcome
-    entry.expiresAt = this.now() + this.opts.ttlMs
-    entry.bytes = payload.length + 256
-    this.bytes += entry.bytes
-    this.doneOrder.push(handle)
+  /** Stores the outcome (a reply, or the timeout/failure the caller would have got), then publishes it. */
+  async finish (handle: string, requestId: string, service: string, outcome: Outcome): Promise<void> {
     this.counters.completed++
-    this.opts.publish(resultTopic(handle), payload, true)
-    while (this.bytes > this.opts.maxBytes && this.evictOldest('evicted')) { /* until under the bound */ }
+    await this.queue(handle, async () => await this.opts.kv.put(handle, encode(requestId, service, outcome), this.opts.ttlMs))
+    // After the write, so a subscriber that gets the message can also GET it.
+    this.opts.publish(resultTopic(handle), encodeCallerReply(requestId, outcomeReply(requestId, outcome)), true)
   }
 
-  get (handle: string): StoredResult | undefined {
-    const entry = this.entries.get(handle)
-    if (entry === undefined || entry.expiresAt <= this.now()) return undefined
-    return entry
-  }
-
-  sweep (): void {
-    const now = this.now()
-    while (this.doneHead < this.doneOrder.length) {
-      const entry = this.entries.get(this.doneOrder[this.doneHead] as string)
-      if (entry !== undefined && entry.expiresAt > now) break
-      this.evictOldest('expired')
-    }
-  }
-
-  private evictOldest (why: 'expired' | 'evicted'): boolean {
-    if (this.doneHead >= this.doneOrder.length) return false
-    const handle = this.doneOrder[this.doneHead++] as string
-    if (this.doneHead > 1024 && this.doneHead * 2 > this.doneOrder.length) {
-      this.doneOrder.splice(0, this.doneHead)
-      this.doneHead = 0
-    }
-    const entry = this.entries.get(handle)
-    if (entry === undefined) return true
-    this.entries.delete(handle)
-    this.bytes -= entry.bytes
-    this.counters[why]++
-    // Clears the retained message; current subscribers see one empty message.
-    this.opts.publish(resultTopic(handle), Buffer.alloc(0), true)
-    return true
-  }
-
-  close (): void {
-    clearInterval(this.timer)
+  /** Throws when the store cannot be reached (Redis down). */
+  async get (handle: string): Promise<StoredResult | undefined> {
+    const raw = await this.opts.kv.get(handle)
+    return raw === undefined ? undefined : decode(handle, raw)
   }
 }

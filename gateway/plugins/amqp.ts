@@ -76,15 +76,23 @@ async function amqpPlugin (app: FastifyInstance): Promise<void> {
   const topicBridge = new TopicBridge(conn, broker, {
     exchange: config.amqpExchange,
     nodeId,
+    ...(app.cluster === null ? {} : { clusterId: app.cluster.clusterId }),
     outFilters: out.filters,
     inFilters: inbound.filters,
     maxMessageBytes: config.maxPacketSize,
     onReject: (reason, detail) => limited.warn(`amqp-bridge-${reason}`, `AMQP message for MQTT dead-lettered (${reason}): ${detail}`)
   })
+  // In the gateway's state store (plugins/state.ts): shared by a cluster's nodes, kept across restarts with dataDir.
   const results = new ResultStore({
+    kv: await app.state.open('results', {
+      ttlMs: config.asyncResultTtlMs,
+      maxEntries: config.asyncResultMaxCount,
+      maxBytes: config.asyncResultMaxBytes,
+      whenFull: 'evict-oldest'
+    }),
     ttlMs: config.asyncResultTtlMs,
-    maxBytes: config.asyncResultMaxBytes,
-    publish: (topic, payload, retain) => broker.publish(topic, payload, 1, retain, () => {})
+    publish: (topic, payload, retain) => broker.publish(topic, payload, 1, retain, () => {}),
+    onError: (handle, err) => limited.warn('async-result-store', `async result ${handle} not stored: ${err.message}`)
   })
 
   if (services.length > 0) app.bridge.queue = queue
@@ -105,7 +113,7 @@ async function amqpPlugin (app: FastifyInstance): Promise<void> {
       lastError: conn.lastError,
       requests: queue.counters,
       bridge: topicBridge.counters,
-      asyncResults: { ...results.counters, stored: results.size, bytes: results.storedBytes }
+      asyncResults: { ...results.counters, ...results.kv.stats() }
     })
   }
   app.decorate('amqp', amqp)
@@ -113,9 +121,8 @@ async function amqpPlugin (app: FastifyInstance): Promise<void> {
 
   // Closed before the broker (onClose runs in reverse registration order), after the drain.
   app.addHook('onClose', async () => {
-    results.close()
     await conn.close()
   })
 }
 
-export default fp(amqpPlugin, { name: 'rtw-amqp', dependencies: ['rtw-broker'] })
+export default fp(amqpPlugin, { name: 'rtw-amqp', dependencies: ['rtw-broker', 'rtw-state'] })

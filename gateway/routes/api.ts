@@ -12,6 +12,7 @@ import type { Call } from '../../core/bridge.js'
 import { GatewayError, errorBody, ERRORS } from '../../core/errors.js'
 import { listOf } from '../config.js'
 import { callQueuedAsync, isQueuedAsync, readResult } from '../amqp/async-call.js'
+import { idempotentCall } from './idempotent-call.js'
 
 export const API_PREFIX = '/api/'
 
@@ -91,7 +92,7 @@ function forget (socket: Watched, id: string): void {
   ids.pop()
 }
 
-function send (reply: FastifyReply, id: string, outcome: Outcome): void {
+export function send (reply: FastifyReply, id: string, outcome: Outcome): void {
   if (reply.sent) return
   reply.header('x-request-id', id)
   if (outcome.kind === 'error') {
@@ -121,7 +122,7 @@ export default async function apiRoutes (app: FastifyInstance): Promise<void> {
   const bridge = app.bridge
   const forwardCredentials = new Set(listOf(config.forwardCredentials))
 
-  function handler (req: FastifyRequest, reply: FastifyReply): void {
+  function handler (req: FastifyRequest, reply: FastifyReply): undefined | Promise<FastifyReply> {
     const target = parseTarget(req.url)
     // [P-11.7] the token must grant calling this service.
     if (!req.grants.mayCall(target.service)) throw new GatewayError('RTW_FORBIDDEN', `The token does not grant calling ${target.service}`)
@@ -146,9 +147,12 @@ export default async function apiRoutes (app: FastifyInstance): Promise<void> {
       owner: req.grants === ALLOW_ALL ? 'ip:' + req.ip : 'sub:' + req.grants.subject,
       caller: req.caller ?? undefined
     }
+    // [P-13] executed at most once per caller and key; one header lookup for calls without it.
+    const idempotencyKey = req.headers['idempotency-key']
+    if (idempotencyKey !== undefined) return idempotentCall(app, reply, call, idempotencyKey, send)
     if (isQueuedAsync(app, target.service, noReply)) {
       // RabbitMQ-queued: 202 only once confirmed, with a status URL for the result (docs/AMQP.md §4).
-      callQueuedAsync(app, reply, call)
+      callQueuedAsync(app, call, (id, outcome) => send(reply, id, outcome))
       return
     }
     const socket = req.raw.socket as Watched | null

@@ -73,6 +73,8 @@ export interface WorkerProcessOptions {
   services: string[]
   prefetch?: number
   delayMs?: number
+  /** More environment, e.g. RTW_WORKER_DATA_DIR or RTW_REDIS_URL for a durable dedupe store. */
+  env?: Record<string, string>
 }
 
 /** Starts echo-server/amqp-worker as its own process and waits until it consumes. */
@@ -86,7 +88,8 @@ export async function startEchoWorker (url: string, opts: WorkerProcessOptions):
       ECHO_AMQP_PREFETCH: String(opts.prefetch ?? 10),
       ECHO_DELAY_MS: String(opts.delayMs ?? 0),
       ECHO_AMQP_LOG_IDS: '1',
-      RTW_AMQP_RECONNECT_MAX_MS: '500'
+      RTW_AMQP_RECONNECT_MAX_MS: '500',
+      ...opts.env
     }
   })
   await worker.waitForOutput(/amqp-worker: consuming/, 30_000)

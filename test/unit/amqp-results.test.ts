@@ -1,64 +1,88 @@
 import { describe, expect, it } from 'vitest'
 import { ResultStore, resultTopic } from '../../gateway/amqp/results.js'
+import { MemoryBackend } from '../../gateway/store/memory.js'
+import type { LocalStore } from '../../gateway/store/local.js'
 
-function store (ttlMs: number, maxBytes = 1_000_000) {
+async function store (ttlMs: number, maxBytes = 1_000_000, maxEntries = 100_000) {
   let now = 1_000
   const published: Array<{ topic: string, payload: string, retain: boolean }> = []
-  const s = new ResultStore({ ttlMs, maxBytes, now: () => now, publish: (topic, payload, retain) => published.push({ topic, payload: payload.toString(), retain }) })
-  return { s, published, advance: (ms: number) => { now += ms } }
+  const backend = new MemoryBackend(() => now)
+  const kv = await backend.open('results', { ttlMs, maxBytes, maxEntries, whenFull: 'evict-oldest' }) as LocalStore
+  const s = new ResultStore({ kv, ttlMs, publish: (topic, payload, retain) => published.push({ topic, payload: payload.toString(), retain }) })
+  return { s, kv, published, advance: (ms: number) => { now += ms }, close: async () => await backend.close() }
 }
 
 describe('async result store', () => {
-  it('says pending until finished, then keeps the result for the retention time', () => {
-    const { s, published, advance } = store(1000)
+  it('says pending until finished, then keeps the result for the retention time', async () => {
+    const { s, kv, published, advance, close } = await store(1000)
     const h = s.newHandle()
-    s.begin(h, 'r1', 'echo')
-    expect(s.get(h)?.state).toBe('pending')
-    s.finish(h, 'r1', 'echo', { kind: 'reply', reply: { id: 'r1', status: 200, headers: { 'content-type': 'text/plain' }, body: 'hi' } })
-    expect(s.get(h)?.state).toBe('done')
+    await s.begin(h, 'r1', 'echo', 5000)
+    expect((await s.get(h))?.state).toBe('pending')
+    await s.finish(h, 'r1', 'echo', { kind: 'reply', reply: { id: 'r1', status: 200, headers: { 'content-type': 'text/plain' }, body: 'hi' } })
+    const done = await s.get(h)
+    expect(done?.state).toBe('done')
+    expect(done?.outcome).toEqual({ kind: 'reply', reply: { id: 'r1', status: 200, headers: { 'content-type': 'text/plain' }, body: 'hi' } })
     expect(published).toEqual([{ topic: resultTopic(h), payload: JSON.stringify({ id: 'r1', status: 200, headers: { 'content-type': 'text/plain' }, body: 'hi' }), retain: true }])
     advance(999)
-    expect(s.get(h)?.state).toBe('done')
+    expect((await s.get(h))?.state).toBe('done')
     advance(1)
-    expect(s.get(h)).toBeUndefined()
-    s.sweep()
+    expect(await s.get(h)).toBeUndefined()
+    await kv.sweep()
     // The retained message is cleared when the result expires.
     expect(published.at(-1)).toEqual({ topic: resultTopic(h), payload: '', retain: true })
-    expect(s.counters.expired).toBe(1)
-    s.close()
+    expect(kv.stats().expired).toBe(1)
+    await close()
   })
 
-  it('stores errors as the reply the caller would have had', () => {
-    const { s, published } = store(1000)
+  it('keeps a binary body as bytes, and a begin after the finish does not undo it', async () => {
+    const { s, close } = await store(1000)
     const h = s.newHandle()
-    s.begin(h, 'r2', 'echo')
-    s.finish(h, 'r2', 'echo', { kind: 'error', code: 'RTW_REPLY_TIMEOUT' })
+    const body = Buffer.from([0, 255, 1, 254])
+    await s.finish(h, 'r3', 'echo', { kind: 'reply', reply: { id: 'r3', status: 201, headers: {}, body } })
+    await s.begin(h, 'r3', 'echo', 5000)
+    const got = await s.get(h)
+    expect(got?.state).toBe('done')
+    expect(got?.outcome?.kind === 'reply' && Buffer.isBuffer(got.outcome.reply.body) && got.outcome.reply.body.equals(body)).toBe(true)
+    await close()
+  })
+
+  it('stores errors as the reply the caller would have had', async () => {
+    const { s, published, close } = await store(1000)
+    const h = s.newHandle()
+    await s.begin(h, 'r2', 'echo', 5000)
+    await s.finish(h, 'r2', 'echo', { kind: 'error', code: 'RTW_REPLY_TIMEOUT' })
     const msg = JSON.parse(published[0]?.payload ?? '{}')
     expect(msg.status).toBe(504)
     expect(JSON.parse(msg.body).error.code).toBe('RTW_REPLY_TIMEOUT')
-    s.close()
+    expect((await s.get(h))?.outcome).toEqual({ kind: 'error', code: 'RTW_REPLY_TIMEOUT' })
+    await close()
   })
 
-  it('drops the oldest results early when over its memory bound', () => {
-    const { s } = store(60_000, 2048)
-    const handles = Array.from({ length: 10 }, (_, i) => {
-      const h = s.newHandle()
-      s.begin(h, `r${i}`, 'echo')
-      s.finish(h, `r${i}`, 'echo', { kind: 'reply', reply: { id: `r${i}`, status: 200, headers: {}, body: 'x'.repeat(300) } })
-      return h
-    })
-    expect(s.storedBytes).toBeLessThanOrEqual(2048)
-    expect(s.get(handles[0] as string)).toBeUndefined()
-    expect(s.get(handles[9] as string)?.state).toBe('done')
-    expect(s.counters.evicted).toBeGreaterThan(0)
-    s.close()
+  it('drops the oldest results early when over its byte or count bound, and clears their retained messages', async () => {
+    for (const [maxBytes, maxEntries] of [[2048, 100_000], [1_000_000, 3]] as const) {
+      const { s, kv, published, close } = await store(60_000, maxBytes, maxEntries)
+      const handles: string[] = []
+      for (let i = 0; i < 10; i++) {
+        const h = s.newHandle()
+        handles.push(h)
+        await s.begin(h, `r${i}`, 'echo', 5000)
+        await s.finish(h, `r${i}`, 'echo', { kind: 'reply', reply: { id: `r${i}`, status: 200, headers: {}, body: 'x'.repeat(300) } })
+      }
+      expect(kv.stats().bytes).toBeLessThanOrEqual(maxBytes)
+      expect(kv.stats().entries).toBeLessThanOrEqual(maxEntries)
+      expect(await s.get(handles[0] as string)).toBeUndefined()
+      expect((await s.get(handles[9] as string))?.state).toBe('done')
+      expect(kv.stats().evicted).toBeGreaterThan(0)
+      expect(published).toContainEqual({ topic: resultTopic(handles[0] as string), payload: '', retain: true })
+      await close()
+    }
   })
 
-  it('makes unguessable handles', () => {
-    const { s } = store(1000)
+  it('makes unguessable handles', async () => {
+    const { s, close } = await store(1000)
     const a = s.newHandle()
     expect(a).toMatch(/^[A-Za-z0-9_-]{22}$/)
     expect(s.newHandle()).not.toBe(a)
-    s.close()
+    await close()
   })
 })
