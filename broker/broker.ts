@@ -112,7 +112,10 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
     }
     if (req === undefined) counters.connections.tcp++
     else counters.connections.ws++
-    const client = aedes.handle(conn, req)
+    // Not `req`: Aedes would keep it as client.req for the connection's whole
+    // life (headers, raw headers, a stream state: ~1.5 KiB per idle WebSocket),
+    // and no stage reads it after accept.
+    const client = aedes.handle(conn)
     // [P-12.3] a filter Aedes would close the connection for (over its 100 levels) gets SUBACK 0x80 instead.
     beforeEachPacket(client, capFilterDepth)
     tapRepliesOf(client, conn, topicLimits, counters, route)

@@ -24,10 +24,12 @@ declare module 'fastify' {
 const CONNACK_NOT_AUTHORIZED = 5
 const CONNACK_IDENTIFIER_REJECTED = 2
 
+// Each connection's remote address, taken when it is accepted: Aedes is not given a WebSocket's request.
+const addresses = new WeakMap<object, string | undefined>()
+
 /** A client's remote address: its socket's, or for a WebSocket the one its upgrade was admitted under (trustedProxies). */
-export function addressOfClient (app: FastifyInstance, client: Client): string | undefined {
-  const req = (client as Client & { req?: Parameters<typeof app.limits.addressOf>[0] }).req
-  return req !== undefined ? app.limits.addressOf(req) : (client.conn as { remoteAddress?: string }).remoteAddress
+export function addressOfClient (client: Client): string | undefined {
+  return addresses.has(client.conn) ? addresses.get(client.conn) : (client.conn as { remoteAddress?: string }).remoteAddress
 }
 
 async function sessionsPlugin (app: FastifyInstance): Promise<void> {
@@ -40,10 +42,14 @@ async function sessionsPlugin (app: FastifyInstance): Promise<void> {
   const leases = new WeakMap<Client, number>()
   const limited = new LogLimiter(app.log)
 
-  const ownerOf = (client: Client): string => auth ? 'sub:' + (identityOf(client)?.sub ?? '') : 'addr:' + (addressOfClient(app, client) ?? '?')
+  const ownerOf = (client: Client): string => auth ? 'sub:' + (identityOf(client)?.sub ?? '') : 'addr:' + (addressOfClient(client) ?? '?')
 
   app.stages.sessions = {
     name: 'sessions',
+    accept (conn, req) {
+      addresses.set(conn, req !== undefined ? app.limits.addressOf(req) : (conn as { remoteAddress?: string }).remoteAddress)
+      return true
+    },
     async authenticate (client) {
       const lease = await owners.claim(client.id, { owner: ownerOf(client), persistent: !client.clean }, Date.now())
       if (lease === null) {

@@ -24,7 +24,7 @@ async function sysVisibilityPlugin (app: FastifyInstance): Promise<void> {
       if (t.charCodeAt(0) !== 36 || !(t.startsWith('$SYS/') || t === '$SYS')) return true
       let loopback = local.get(client)
       if (loopback === undefined) {
-        loopback = isLoopbackAddress(addressOfClient(app, client))
+        loopback = isLoopbackAddress(addressOfClient(client))
         local.set(client, loopback)
       }
       return loopback || PUBLIC_SYS.some(p => t.startsWith(p))

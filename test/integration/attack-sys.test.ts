@@ -29,16 +29,19 @@ describe('attack: learning client ids from $SYS without auth', () => {
   it.skipIf(external === undefined)('a non-loopback reader sees the $SYS counters but no client id; a loopback reader sees both', async () => {
     const remote = await connectClient(`mqtt://${external}:${gw.mqttPort}`, { clientId: 'remote-reader' })
     const local = await connectClient(`mqtt://127.0.0.1:${gw.mqttPort}`, { clientId: 'local-reader' })
-    clients.push(remote, local)
-    for (const c of [remote, local]) await subscribe(c, '$SYS/#', 0)
+    // A loopback reader over WebSocket (a local dashboard) is local too.
+    const localWs = await connectClient(`ws://127.0.0.1:${gw.httpPort}/mqtt`, { clientId: 'local-ws-reader' })
+    clients.push(remote, local, localWs)
+    for (const c of [remote, local, localWs]) await subscribe(c, '$SYS/#', 0)
     const remoteSeen = recordMessages(remote)
     const localSeen = recordMessages(local)
+    const localWsSeen = recordMessages(localWs)
     // The victim connects and subscribes: Aedes announces both on $SYS/<broker>/new/…
     const victim = await connectClient(`mqtt://127.0.0.1:${gw.mqttPort}`, { clientId: 'secret-responder-id' })
     clients.push(victim)
     await subscribe(victim, '$req/bank/#')
     gw.app.broker.publish('$SYS/broker/clients/connected', Buffer.from('4'), 0, false, () => {})
-    await waitFor(() => localSeen.some(m => m.payload.toString().includes('secret-responder-id')), { what: 'the local reader to see the new client' })
+    await waitFor(() => [localSeen, localWsSeen].every(seen => seen.some(m => m.payload.toString().includes('secret-responder-id'))), { what: 'the local readers to see the new client' })
     await waitFor(() => remoteSeen.some(m => m.topic === '$SYS/broker/clients/connected') && localSeen.some(m => m.topic === '$SYS/broker/clients/connected'), { what: 'the counter at both readers' })
     expect(remoteSeen.some(m => m.payload.toString().includes('secret-responder-id') || m.topic.includes('secret-responder-id'))).toBe(false)
     expect(remoteSeen.every(m => m.topic.startsWith('$SYS/broker/') || m.topic.startsWith('$SYS/rtw/'))).toBe(true)
