@@ -10,6 +10,7 @@ import { Responder, startEcho } from '../helpers/responders.js'
 import { connectClient, nextMessage, subscribe } from '../helpers/mqtt.js'
 import { scrape } from '../helpers/prometheus.js'
 import { waitFor } from '../helpers/wait.js'
+import { startRedis } from '../helpers/redis.js'
 import { mintToken } from '../../gateway/cli/token.js'
 import { DURATION_BUCKETS } from '../../gateway/metrics/registry.js'
 
@@ -210,4 +211,24 @@ describe('/metrics with auth on', () => {
     expect((await scrape(gw.httpUrl, token)).types.get('rtw_requests_total')).toBe('counter')
     expect((await scrape(gw.httpUrl, KEY)).types.get('rtw_connections')).toBe('gauge')
   })
+})
+
+describe('rtw_redis_up', () => {
+  it('is 1 while the cluster\'s Redis serves, 0 while it is gone, and 1 again once it is back', async () => {
+    const redis = await startRedis()
+    let gw: TestGateway | undefined
+    try {
+      gw = await startGateway({ redisUrl: redis.url })
+      const up = gw
+      const redisUp = async (): Promise<number | undefined> => (await scrape(up.httpUrl)).value('rtw_redis_up')
+      await waitFor(async () => await redisUp() === 1, { what: 'rtw_redis_up 1' })
+      await redis.kill()
+      await waitFor(async () => await redisUp() === 0, { what: 'rtw_redis_up 0' })
+      await redis.start()
+      await waitFor(async () => await redisUp() === 1, { timeoutMs: 20_000, what: 'rtw_redis_up 1 again' })
+    } finally {
+      await gw?.close()
+      await redis.close()
+    }
+  }, 60_000)
 })
