@@ -17,13 +17,21 @@ const shared = {
   time: true
 }
 
+// RTW_INSTANCES=N runs N gateway processes in pm2 cluster mode, sharing the
+// HTTP and MQTT ports, so that every core serves. They act as one gateway only
+// as nodes of a cluster (docs/CLUSTER.md), so this needs RTW_REDIS_URL.
+const instances = process.env.RTW_INSTANCES === undefined || process.env.RTW_INSTANCES === '' ? 1 : Number(process.env.RTW_INSTANCES)
+if (!Number.isSafeInteger(instances) || instances < 1) throw new Error(`RTW_INSTANCES must be a whole number from 1 (got ${process.env.RTW_INSTANCES})`)
+if (instances > 1 && !process.env.RTW_REDIS_URL) throw new Error(`RTW_INSTANCES=${instances} needs RTW_REDIS_URL: without a cluster each process would be a gateway of its own`)
+
 // pm2 loads this file with require(); under "type": "module" that yields the module
 // namespace, so the apps are a named export.
 export const apps = [
   {
     ...shared,
     name: 'rtw-gateway',
-    script: 'dist/gateway/main.js'
+    script: 'dist/gateway/main.js',
+    ...(instances > 1 ? { exec_mode: 'cluster', instances } : {})
   },
   {
     ...shared,

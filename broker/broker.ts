@@ -40,6 +40,12 @@ export interface BrokerOptions {
    * and false with one, where a responder may be on another node.
    */
   ownRequestLane?: boolean
+  /**
+   * Acknowledge a QoS 1 PUBLISH only once it was routed, and so stored: for a
+   * persistence that outlives the process (backends.ts), so that kill -9 loses
+   * nothing that was acknowledged.
+   */
+  ackAfterStore?: boolean
   /** A refused packet or connection, already counted; for the rate-limited log. */
   onRefused?: (client: Client | null, what: string) => void
 }
@@ -84,6 +90,7 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
     topicLimits,
     persistence: opts.persistence,
     mq: opts.mq,
+    ackAfterStore: opts.ackAfterStore,
     counters,
     pipeline: current,
     refused: (client, what) => broker.refused(client, what)

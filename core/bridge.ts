@@ -50,6 +50,23 @@ export interface BridgeOptions {
   maxInFlightPerOwner?: number
   /** Services whose MQTT callers' Authorization and Cookie headers are forwarded [P-2.2]. */
   forwardCredentials?: ReadonlySet<string>
+  /** This node's id in a cluster: the prefix of its correlation ids [P-5.1]. */
+  nodeId?: string
+}
+
+/**
+ * The other nodes of a cluster, as the bridge needs them (docs/CLUSTER.md).
+ * Without one the gateway is a single node.
+ */
+export interface ClusterPort {
+  /** True when a responder connected to another node holds a filter matching the topic [P-5.8]. */
+  hasRemoteResponder: (topic: string) => boolean
+  /**
+   * Hands a reply this node accepted to the node whose caller waits for it,
+   * named by the id's prefix [P-5.9]. False when the id names no other live
+   * node: the reply is then this node's to settle (or drop).
+   */
+  forwardReply: (id: string, topic: string, payload: Buffer) => boolean
 }
 
 /** A REST call already split into its parts by the HTTP transport. */
@@ -105,12 +122,13 @@ export class Bridge {
   constructor (
     private readonly opts: BridgeOptions,
     private readonly port: BrokerPort,
-    private readonly subscriptions: SubscriptionIndex<unknown>
+    private readonly subscriptions: SubscriptionIndex<unknown>,
+    private readonly cluster?: ClusterPort
   ) {
-    this.correlator = new Correlator({ maxInFlight: opts.maxInFlight })
+    this.correlator = new Correlator({ maxInFlight: opts.maxInFlight, ...(opts.nodeId === undefined ? {} : { prefix: opts.nodeId }) })
   }
 
-  /** [P-5.1] Ids are unique per gateway process and unguessable across restarts. */
+  /** [P-5.1] Ids are unique per gateway process (per cluster: they start with the node id) and unguessable across restarts. */
   nextId (): string {
     return this.correlator.nextId()
   }
@@ -121,7 +139,7 @@ export class Bridge {
     if (this.queue?.handles(service) === true) {
       // A queued service needs no online responder: the queue holds the request [P-10].
       if (!this.queue.ready) return 'RTW_QUEUE_UNAVAILABLE'
-    } else if (!this.subscriptions.hasMatch(topic)) return 'RTW_NO_RESPONDER'
+    } else if (!this.subscriptions.hasMatch(topic) && this.cluster?.hasRemoteResponder(topic) !== true) return 'RTW_NO_RESPONDER'
     if (this.correlator.full) return 'RTW_TOO_MANY_REQUESTS'
     if (owner !== undefined && (this.inFlightByOwner.get(owner) ?? 0) >= (this.opts.maxInFlightPerOwner ?? Infinity)) return 'RTW_TOO_MANY_REQUESTS'
     return null
@@ -218,6 +236,8 @@ export class Bridge {
       this.onDrop('retained', topic)
       return
     }
+    // On the $rid topic the id is known before the payload is decoded: the node that waits decodes it.
+    if (rt.kind === 'rid' && this.forwarded(rt.id, topic, payload)) return
     const decoded = decodeReply(payload)
     const id = rt.kind === 'rid' ? rt.id : decoded.ok ? decoded.reply.id : decoded.id
     if (id === undefined) {
@@ -225,11 +245,26 @@ export class Bridge {
       this.onDrop('undecodable', `${topic}: ${decoded.ok ? 'reply has no id' : decoded.reason}`)
       return
     }
+    if (rt.kind !== 'rid' && this.forwarded(id, topic, payload)) return
     const outcome: Outcome = decoded.ok
       ? { kind: 'reply', reply: decoded.reply }
       : { kind: 'error', code: 'RTW_BAD_REPLY', message: `${ERRORS.RTW_BAD_REPLY.message}: ${decoded.reason}` }
     const dropped = this.correlator.settle(id, outcome, rt.service)
     if (dropped !== null) this.onDrop(dropped, `${topic} id=${id}`)
+  }
+
+  /**
+   * [P-5.9] A reply that another node took from its responder and forwarded,
+   * because this node's caller waits for it. That node made every check of the
+   * client that published it; here it is settled as if it had arrived here.
+   */
+  handleForwardedReply (topic: string, payload: Buffer): void {
+    this.handleReply(topic, payload, false)
+  }
+
+  /** [P-5.9] A reply whose caller waits on another node goes to that node, which settles it as its own. */
+  private forwarded (id: string, topic: string, payload: Buffer): boolean {
+    return this.cluster !== undefined && this.opts.nodeId !== undefined && !id.startsWith(this.opts.nodeId) && this.cluster.forwardReply(id, topic, payload)
   }
 
   /**

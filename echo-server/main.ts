@@ -5,6 +5,7 @@ import { echo } from './echo.js'
 import { MqttClient } from './mqtt-client.js'
 
 const host = process.env.RTW_HOST === undefined || process.env.RTW_HOST === '0.0.0.0' ? '127.0.0.1' : process.env.RTW_HOST
+// A comma list of broker URLs reconnects to the next one when a node goes away (a cluster).
 const url = process.env.ECHO_MQTT_URL ?? `mqtt://${host}:${process.env.RTW_MQTT_PORT ?? '1883'}`
 const replyQos = process.env.ECHO_REPLY_QOS === '1' ? 1 : 0
 const topics = (process.env.ECHO_TOPICS ?? '$req/echo/#,$req/realtimeweb/#').split(',')

@@ -4,6 +4,7 @@ import { METHODS } from 'node:http'
 import type { Config } from './config.js'
 import { ERRORS, GatewayError, errorBody, type ErrorCode } from '../core/errors.js'
 import brokerPlugin from './plugins/broker.js'
+import clusterPlugin from './plugins/cluster.js'
 import websocketPlugin from './plugins/websocket.js'
 import amqpPlugin from './plugins/amqp.js'
 import statePlugin from './plugins/state.js'
@@ -132,6 +133,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
 
   // First of all: a request for a Host this gateway does not serve is answered 421 [P-11.10].
   await app.register(hostCheckPlugin)
+  await app.register(clusterPlugin)
   await app.register(brokerPlugin)
   // Before auth: a CORS preflight carries no token, and a refused Origin is answered first.
   await app.register(corsPlugin)

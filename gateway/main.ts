@@ -5,7 +5,10 @@ import { printConfig } from './config-print.js'
 import { drainAndClose } from './shutdown.js'
 
 async function main (): Promise<void> {
-  const argv = process.argv.slice(2)
+  // pm2's cluster mode forks each instance with the arguments pm2 itself was
+  // started with (`start ecosystem.config.js`), which are not the gateway's:
+  // there its configuration comes from the environment and the file only.
+  const argv = process.env.exec_mode === 'cluster_mode' ? [] : process.argv.slice(2)
   if (argv.includes('--help') || argv.includes('-h')) {
     console.log('Usage: node dist/gateway/main.js [--config FILE] [--print-config] [--flag value …]\n\n' + configTable())
     return
