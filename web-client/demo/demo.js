@@ -32,7 +32,11 @@ function showState (state, detail = '') {
   statusText.textContent = { connecting: 'Connecting…', connected: 'Connected', disconnected: 'Reconnecting', closed: 'Closed' }[state]
   statusDetail.textContent = detail
 }
-client.on('state', state => { if (state !== 'disconnected') showState(state, state === 'connected' ? 'MQTT over WebSocket' : '') })
+// Which transport carries the page: the MQTT WebSocket, or the fallback when a proxy or network blocks it.
+const transportLabel = () => client.transport === 'sse' ? 'EventSource + fetch (no WebSocket)' : 'MQTT over WebSocket'
+client.on('transport', transport => { status.dataset.transport = transport })
+status.dataset.transport = client.transport
+client.on('state', state => { if (state !== 'disconnected') showState(state, state === 'connected' ? transportLabel() : '') })
 client.on('disconnected', info => {
   // CONNACK 4 or 5: auth is on and the token is missing or refused.
   if (!info.willReconnect) return showState('closed', /return code [45]\b/.test(info.reason) ? `${info.reason}: the gateway has auth on; enter a token above` : info.reason)
@@ -121,6 +125,7 @@ function setFeedState (state, text) {
   feedState.textContent = state === 'live' ? `live · ${text}` : text
 }
 client.on('disconnected', () => setFeedState('pending', 'paused'))
+client.on('recovered', info => { if (info.filter === filter) setFeedState('live', info.recovered ? `${filter} · caught up` : `${filter} · some missed`) })
 
 function addToFeed (msg) {
   const li = document.createElement('li')
@@ -144,7 +149,8 @@ function follow (next) {
   setFeedState('pending', 'subscribing…')
   let sub
   try {
-    sub = client.subscribe(filter, addToFeed, { qos: 1 })
+    // recover: messages published while the page was offline arrive when it is back, in order.
+    sub = client.subscribe(filter, addToFeed, { qos: 1, recover: true })
   } catch (err) {
     return setFeedState('refused', err.code ?? 'invalid filter')
   }
