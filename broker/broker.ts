@@ -111,7 +111,10 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
     }
     if (req === undefined) counters.connections.tcp++
     else counters.connections.ws++
-    const client = aedes.handle(conn, req)
+    // Not `req`: Aedes would keep it as client.req for the connection's whole
+    // life (headers, raw headers, a stream state: ~1.5 KiB per idle WebSocket),
+    // and no stage reads it after accept.
+    const client = aedes.handle(conn)
     tapRepliesOf(client, conn, topicLimits, counters, route)
   }
 

@@ -9,7 +9,6 @@ import type { Client, Stage } from '../../broker/broker.js'
 import type { LimitCounters } from '../../broker/counters.js'
 import { raiseWriteHighWater } from '../../broker/internals.js'
 import { guardConnection } from '../../broker/packet-guard.js'
-import type { MeteredDuplex } from '../../broker/ws-stream.js'
 import { clientAddress } from '../../core/client-address.js'
 import { KeyedRateLimiter, TokenBucket } from '../../core/rate-limit.js'
 import { REQ_PREFIX } from '../../core/topics.js'
@@ -35,7 +34,6 @@ declare module 'fastify' {
 interface ConnectionState {
   bucket: TokenBucket
   filters: Set<string>
-  unsent: () => number
 }
 
 const STATE = Symbol('rtw.limits')
@@ -75,11 +73,11 @@ async function limitsPlugin (app: FastifyInstance): Promise<void> {
       const address = req !== undefined ? addressOf(req) : (conn as Duplex & { remoteAddress?: string }).remoteAddress
       // WebSocket upgrades were admitted (or answered 429) before the handshake.
       if (req === undefined && !admitConnection(address)) return false
-      const meter = (conn as Partial<MeteredDuplex>).unsentBytes
+      // A TCP socket, or the upgraded socket of a WebSocket (broker/ws-stream.ts).
       // Below the outbound limit Aedes then never waits for 'drain' (which would
       // hold one of its routing slots per message); above it the client is
       // disconnected (deliver below).
-      if (meter === undefined) raiseWriteHighWater(conn, config.maxOutboundBytes)
+      raiseWriteHighWater(conn, config.maxOutboundBytes)
       guardConnection(conn, config.maxPacketSize, v => {
         if (v.kind === 'too-large') {
           counters.oversizePackets++
@@ -96,8 +94,7 @@ async function limitsPlugin (app: FastifyInstance): Promise<void> {
       })
       ;(conn as Tagged)[STATE] = {
         bucket: new TokenBucket(config.publishRate, config.publishRate, Date.now()),
-        filters: new Set(),
-        unsent: meter === undefined ? () => conn.writableLength : meter
+        filters: new Set()
       }
       return true
     },
@@ -138,7 +135,7 @@ async function limitsPlugin (app: FastifyInstance): Promise<void> {
     // maxOutboundBytes, where it is disconnected instead.
     deliver (client) {
       const s = stateOf(client)
-      if (s === undefined || s.unsent() <= config.maxOutboundBytes) return true
+      if (s === undefined || (client.conn as Duplex).writableLength <= config.maxOutboundBytes) return true
       const conn = client.conn as Duplex
       if (!conn.destroyed) {
         counters.slowConsumers++
