@@ -120,7 +120,9 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   app.setErrorHandler((err: FastifyError, req, reply) => {
     const code = codeFor(err)
     const status = ERRORS[code].status
-    if (status >= 500) req.log.error({ err }, 'request failed')
+    // Error level and a stack only for bugs; an expected condition (a 503 while RabbitMQ is
+    // down, a draining gateway, a client's mistake) is a warning, rate-limited per code.
+    if (code === 'RTW_INTERNAL') req.log.error({ err }, 'request failed')
     else limited.warn(code, `${req.method} ${req.url.slice(0, 200)} -> ${status} ${code}: ${err.message}`)
     const message = err instanceof GatewayError || code === 'RTW_BAD_REQUEST' ? err.message : undefined
     reply.code(status).send(errorBody(code, message))
