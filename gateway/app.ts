@@ -22,6 +22,9 @@ import sysPlugin from './plugins/sys.js'
 import { LogLimiter } from './log-limit.js'
 import { redactingLogger } from './log-redact.js'
 import limitsPlugin from './plugins/limits.js'
+import sessionsPlugin from './plugins/sessions.js'
+import repliesPlugin from './plugins/replies.js'
+import sysVisibilityPlugin from './plugins/sys-visibility.js'
 import corsPlugin from './plugins/cors.js'
 import hostCheckPlugin from './plugins/host-check.js'
 import { clientErrorHandler } from './client-error.js'
@@ -139,6 +142,9 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   await app.register(corsPlugin)
   await app.register(authPlugin)
   await app.register(limitsPlugin)
+  await app.register(sessionsPlugin)
+  await app.register(repliesPlugin)
+  await app.register(sysVisibilityPlugin)
   await app.register(websocketPlugin)
   await app.register(statePlugin)
   await app.register(amqpPlugin)
