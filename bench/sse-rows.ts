@@ -24,7 +24,15 @@ function openStream (base: URL, topic: string, onData: (n: number) => void): Pro
   return new Promise((resolve, reject) => {
     const req = request({ host: base.hostname, port: base.port, path: `/events?topic=${encodeURIComponent(topic)}`, agent: false }, res => {
       res.setEncoding('utf8')
-      res.on('data', (chunk: string) => onData(chunk.split('\ndata: ').length - 1 + (chunk.startsWith('data: ') ? 1 : 0)))
+      // Whole lines only: a chunk may end anywhere, even inside "data: ".
+      let partial = ''
+      res.on('data', (chunk: string) => {
+        const lines = (partial + chunk).split('\n')
+        partial = lines.pop() ?? ''
+        let n = 0
+        for (const line of lines) if (line.startsWith('data: {"topic"')) n++ // not the rtw-position event
+        onData(n)
+      })
       resolve(res)
     })
     req.on('error', reject)

@@ -16,9 +16,16 @@ function openCounted (gw: TestGateway, topic: string): Promise<Counted> {
     const req = request({ host: gw.config.host, port: gw.httpPort, path: `/events?topic=${encodeURIComponent(topic)}`, agent: false }, res => {
       const c: Counted = { res, started: false, data: 0 }
       res.setEncoding('utf8')
+      // Whole lines only: a chunk may end anywhere, even inside "data: ".
+      let partial = ''
       res.on('data', (chunk: string) => {
-        if (chunk.includes('retry:')) c.started = true
-        c.data += chunk.split('\ndata: ').length - 1 + (chunk.startsWith('data: ') ? 1 : 0)
+        const lines = (partial + chunk).split('\n')
+        partial = lines.pop() ?? ''
+        for (const line of lines) {
+          if (line.startsWith('retry:')) c.started = true
+          // Messages only, not the rtw-position event.
+          else if (line.startsWith('data: {"topic"')) c.data++
+        }
       })
       resolve(c)
     })
