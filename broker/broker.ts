@@ -11,7 +11,8 @@ import type { TopicLimits } from '../core/conformance.js'
 import { adaptAedes } from './aedes-adapter.js'
 import { tcpListener } from './listeners.js'
 import { OwnRequestLane, tapRepliesOf } from './fast-lanes.js'
-import { checkInternals, conformRetainedDelivery, retainedStream } from './internals.js'
+import { beforeEachPacket, checkInternals, conformRetainedDelivery, retainedStream } from './internals.js'
+import { capFilterDepth } from '../core/conformance.js'
 import { compose, type Pipeline, type Stage } from './pipeline.js'
 import { newCounters, type Counters } from './counters.js'
 
@@ -115,6 +116,8 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
     // life (headers, raw headers, a stream state: ~1.5 KiB per idle WebSocket),
     // and no stage reads it after accept.
     const client = aedes.handle(conn)
+    // [P-12.3] a filter Aedes would close the connection for (over its 100 levels) gets SUBACK 0x80 instead.
+    beforeEachPacket(client, capFilterDepth)
     tapRepliesOf(client, conn, topicLimits, counters, route)
   }
 

@@ -44,6 +44,8 @@ async function metricsPlugin (app: FastifyInstance): Promise<void> {
   metrics.setMessageSource(() => broker.counters)
   const amqp = app.amqp
   if (amqp !== null) metrics.registerUp('amqp', () => amqp.conn.up)
+  // The cluster's Redis, as the gateway's state store sees it (plugins/state.ts).
+  if (app.config.redisUrl !== '' && app.hasDecorator('state')) metrics.registerUp('redis', () => app.state.healthy)
   app.decorate('metrics', metrics)
   // SSE streams (routes/events.ts) are a transport of their own, registered after this plugin.
   app.addHook('onReady', async () => {
