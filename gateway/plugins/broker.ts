@@ -28,7 +28,7 @@ async function brokerPlugin (app: FastifyInstance): Promise<void> {
   const limited = new LogLimiter(app.log)
   // Redis for a cluster; else LevelDB on disk with dataDir; else memory (docs/CLUSTER.md).
   const backends: BrokerBackends = cluster !== null
-    ? redisBackends(cluster.link)
+    ? redisBackends(cluster.link, err => limited.warn('broker-store', `broker store: ${err.message}`))
     : config.dataDir !== '' ? await levelBackends(levelDir(config.dataDir)) : memoryBackends()
   const broker = await createBroker({
     topicLimits: { maxTopicLength: config.maxTopicLength, maxTopicLevels: config.maxTopicLevels },
