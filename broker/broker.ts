@@ -96,15 +96,23 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
 
   const ownRequests = (opts.ownRequestLane ?? opts.mq === undefined) ? new OwnRequestLane(subscriptions, current, counters) : undefined
 
-  const handle = (conn: Duplex, req?: IncomingMessage): void => {
-    if (!pipeline.accept(conn, req)) {
-      conn.destroy()
-      return
-    }
+  const serve = (conn: Duplex, req?: IncomingMessage): void => {
+    if (conn.destroyed) return
     if (req === undefined) counters.connections.tcp++
     else counters.connections.ws++
     const client = aedes.handle(conn, req)
     tapRepliesOf(client, conn, topicLimits, counters, route)
+  }
+  const handle = (conn: Duplex, req?: IncomingMessage): void => {
+    const wait = pipeline.accept(conn, req)
+    if (wait === false) conn.destroy()
+    // Unread meanwhile: the CONNECT waits in the socket, and Aedes's connect timeout has not started.
+    else if (wait > 0) {
+      // A peer that resets the connection meanwhile must not crash the process; Aedes listens later.
+      conn.on('error', ignore)
+      setTimeout(serve, wait, conn, req).unref()
+    }
+    else serve(conn, req)
   }
 
   const listener = tcpListener({
@@ -140,3 +148,5 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
   }
   return broker
 }
+
+function ignore (): void {}

@@ -1,7 +1,7 @@
 // MQTT over WebSocket on the HTTP port [P-1.8]: upgrades on config.wsPath are
 // handed to the embedded broker, every other upgrade is refused. A browser
-// Origin outside allowedOrigins gets 403 and an address over connectRate 429,
-// both before the handshake.
+// Origin outside allowedOrigins gets 403 before the handshake; an address over
+// connectRate waits for its turn, and gets 429 only past the limit's hard bound.
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { STATUS_CODES, type IncomingMessage } from 'node:http'
@@ -58,13 +58,23 @@ async function websocketPlugin (app: FastifyInstance): Promise<void> {
       refuseUpgrade(socket, 'RTW_ORIGIN_NOT_ALLOWED')
       return
     }
-    if (!app.limits.admitConnection(address)) {
+    const wait = app.limits.admitConnection(address)
+    if (wait < 0) {
       refuseUpgrade(socket, 'RTW_TOO_MANY_REQUESTS', 'Too many new connections from this address')
       return
     }
-    wss.handleUpgrade(req, socket, head, ws => {
-      app.broker.handle(webSocketDuplex(ws, app.config.maxOutboundBytes), req)
-    })
+    const accept = (): void => {
+      if (socket.destroyed) return
+      wss.handleUpgrade(req, socket, head, ws => {
+        app.broker.handle(webSocketDuplex(ws, app.config.maxOutboundBytes), req)
+      })
+    }
+    // Over connectRate, the upgrade is answered once its turn comes (README "Limits").
+    if (wait === 0) accept()
+    else {
+      socket.on('error', () => {})
+      setTimeout(accept, wait).unref()
+    }
   }
   app.server.on('upgrade', onUpgrade)
 
