@@ -30,6 +30,7 @@ export const ERRORS = {
   RTW_BAD_REPLY: { status: 502, message: 'The responder sent a reply that could not be decoded' },
   RTW_SHUTTING_DOWN: { status: 503, message: 'The gateway is shutting down' },
   RTW_QUEUE_UNAVAILABLE: { status: 503, message: 'The request queue (RabbitMQ) is unavailable' },
+  RTW_TOO_MANY_STREAMS: { status: 503, message: 'The gateway holds as many GET /events streams as sseMaxStreams allows' },
   RTW_PUBLISH_FAILED: { status: 503, message: 'The broker could not accept the message' },
   RTW_STATE_UNAVAILABLE: { status: 503, message: 'The state store (Redis or LevelDB) could not be reached' },
   RTW_IDEMPOTENCY_STORE_FULL: { status: 503, message: 'Too many Idempotency-Keys are remembered; retry later' },

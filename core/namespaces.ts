@@ -21,9 +21,13 @@ export type Publisher = 'granted' | 'caller' | 'responder' | 'gateway' | 'broker
  * - `responder`: clients whose token may serve the service named by the second level (any, for `+`/`#`: `serve: ["*"]`) [P-11.6].
  * - `owner`: only the client whose id is the second level, no wildcards there [P-1.6].
  * - `handle`: one exact topic, no wildcards: the unguessable handle is the capability [P-10.3].
+ * - `copy`: `<name>/<filter>`, for whoever may subscribe to `<filter>` itself [P-16.1].
  * - `nobody`: only the gateway reads it [P-1.6].
  */
-export type Subscriber = 'granted' | 'responder' | 'owner' | 'handle' | 'nobody'
+export type Subscriber = 'granted' | 'responder' | 'owner' | 'handle' | 'copy' | 'nobody'
+
+/** [P-16.1] Positioned copies of routed messages, for MQTT subscribers that recover. */
+export const HISTORY_PREFIX = '$history/'
 
 export interface Namespace {
   /** The first topic level (`$req`), or `$` for any other `$` topic, or `` for ordinary topics. */
@@ -50,6 +54,7 @@ export const NAMESPACES: readonly Namespace[] = [
   { name: '$res', mqttPublish: 'responder', httpPublish: false, subscribe: 'nobody', httpRead: false, amqpMirror: false, rateLimited: false, clause: 'P-1.6' },
   { name: '$inbox', mqttPublish: 'gateway', httpPublish: false, subscribe: 'owner', httpRead: false, amqpMirror: false, rateLimited: true, clause: 'P-1.7' },
   { name: '$result', mqttPublish: 'gateway', httpPublish: false, subscribe: 'handle', httpRead: true, amqpMirror: false, rateLimited: true, clause: 'P-10.3' },
+  { name: '$history', mqttPublish: 'gateway', httpPublish: false, subscribe: 'copy', httpRead: false, amqpMirror: false, rateLimited: true, clause: 'P-16.1' },
   { name: '$SYS', mqttPublish: 'broker', httpPublish: false, subscribe: 'granted', httpRead: false, amqpMirror: false, rateLimited: true, clause: 'P-12.7' },
   // Other `$` topics are ordinary, except that they are never mirrored: `$` is the servers' prefix [MQTT-4.7.2-1].
   { ...ordinary, name: '$', amqpMirror: false, clause: 'P-12.7' },
@@ -78,7 +83,8 @@ const HAS_WILDCARD_OR_SLASH = /[+#/]/
 
 /**
  * The broker's own subscribe rule: `nobody`, `owner` and `handle` decided
- * here; `granted` and `responder` pass, for the auth stage to decide.
+ * here, and that a `copy` names a filter; `granted`, `responder` and the
+ * filter inside a `copy` are for the auth stage to decide.
  */
 export function subscribeAllowed (filter: string, clientId: string): boolean {
   const ns = namespaceOf(filter)
@@ -90,6 +96,7 @@ export function subscribeAllowed (filter: string, clientId: string): boolean {
       const handle = secondLevel(filter)
       return handle !== undefined && handle.length > 0 && !HAS_WILDCARD_OR_SLASH.test(handle) && filter.length === ns.name.length + 1 + handle.length
     }
+    case 'copy': return filter.length > ns.name.length + 1 && filter.charCodeAt(ns.name.length) === 47
     default: return true
   }
 }

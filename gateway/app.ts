@@ -11,6 +11,9 @@ import authPlugin from './plugins/auth.js'
 import apiRoutes from './routes/api.js'
 import publishRoutes from './routes/publish.js'
 import healthRoutes from './routes/health.js'
+import historyPlugin from './plugins/history.js'
+import eventsRoutes from './routes/events.js'
+import historyRoutes from './routes/history.js'
 import staticPlugin from './plugins/static.js'
 import { LogLimiter } from './log-limit.js'
 import { redactingLogger } from './log-redact.js'
@@ -115,6 +118,9 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   await app.register(amqpPlugin)
   await app.register(apiRoutes)
   await app.register(publishRoutes)
+  await app.register(historyPlugin)
+  await app.register(eventsRoutes)
+  await app.register(historyRoutes)
   await app.register(healthRoutes)
   await app.register(staticPlugin)
   // Every plugin has put its stage in app.stages by now; nothing listens yet.

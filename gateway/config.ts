@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs'
 import { parseApiKeys, type ApiKey } from './auth/api-keys.js'
 import { parseTrustedProxies } from '../core/client-address.js'
+import { isValidTopicFilter } from '../core/topics.js'
 
 type Kind = 'string' | 'optional' | 'port' | 'int' | 'qos' | 'level' | 'bool' | 'addresses'
 
@@ -50,6 +51,14 @@ export const CONFIG_FIELDS = {
   maxTopicLength: { kind: 'int', env: 'RTW_MAX_TOPIC_LENGTH', flag: '--max-topic-length', default: 1024, min: 16, doc: 'Longest topic or filter in bytes' },
   maxTopicLevels: { kind: 'int', env: 'RTW_MAX_TOPIC_LEVELS', flag: '--max-topic-levels', default: 32, min: 2, doc: 'Most levels in a topic or filter (at most 100)' },
   maxOutboundBytes: { kind: 'int', env: 'RTW_MAX_OUTBOUND_BYTES', flag: '--max-outbound-bytes', default: 1_048_576, min: 1024, doc: 'Unsent bytes queued for one client before it is disconnected as a slow consumer' },
+  historySize: { kind: 'int', env: 'RTW_HISTORY_SIZE', flag: '--history-size', default: 100, min: 0, doc: 'Messages kept per topic for recovery (GET /events Last-Event-ID, GET /history); 0 turns the history off' },
+  historyTtlMs: { kind: 'int', env: 'RTW_HISTORY_TTL_MS', flag: '--history-ttl-ms', default: 300_000, min: 1, doc: 'How long a message stays in the history' },
+  historyMaxBytes: { kind: 'int', env: 'RTW_HISTORY_MAX_BYTES', flag: '--history-max-bytes', default: 67_108_864, min: 1024, doc: 'Memory for the whole history (topics and payloads); past it the oldest messages go first' },
+  historyTopics: { kind: 'optional', env: 'RTW_HISTORY_TOPICS', flag: '--history-topics', default: '#', doc: 'Comma list of MQTT filters whose messages the history keeps ("#" = every topic not starting with "$")' },
+  sseHeartbeatMs: { kind: 'int', env: 'RTW_SSE_HEARTBEAT_MS', flag: '--sse-heartbeat-ms', default: 15_000, min: 100, doc: 'Interval of the comment line sent on every GET /events stream, so proxies keep it open' },
+  sseRetryMs: { kind: 'int', env: 'RTW_SSE_RETRY_MS', flag: '--sse-retry-ms', default: 2_000, min: 0, doc: 'The retry: hint of GET /events: how long EventSource waits before reconnecting' },
+  sseMaxStreams: { kind: 'int', env: 'RTW_SSE_MAX_STREAMS', flag: '--sse-max-streams', default: 10_000, min: 1, doc: 'Open GET /events streams at once (503 RTW_TOO_MANY_STREAMS above it)' },
+  sseMaxTopics: { kind: 'int', env: 'RTW_SSE_MAX_TOPICS', flag: '--sse-max-topics', default: 32, min: 1, doc: 'topic= filters one GET /events stream may name (400 above it)' },
   amqpUrl: { kind: 'optional', env: 'RTW_AMQP_URL', flag: '--amqp-url', default: '', doc: 'RabbitMQ URL (amqp://user:pass@host:5672/vhost); empty turns RabbitMQ off' },
   queuedServices: { kind: 'optional', env: 'RTW_QUEUED_SERVICES', flag: '--queued-services', default: '', doc: 'Comma list of services whose requests go to the durable RabbitMQ queue rtw.req.<service> (needs amqpUrl)' },
   amqpExchange: { kind: 'string', env: 'RTW_AMQP_EXCHANGE', flag: '--amqp-exchange', default: 'amq.topic', doc: 'Topic exchange the MQTT<->AMQP bridge mirrors to and from' },
@@ -235,6 +244,9 @@ export function loadConfig (sources: ConfigSources = {}): LoadedConfig {
   if (config.maxTopicLevels > 100) throw new ConfigError(`maxTopicLevels may be at most 100, the broker's own ceiling (got ${config.maxTopicLevels})`)
   if ((config.tlsCertFile === '') !== (config.tlsKeyFile === '')) throw new ConfigError('tlsCertFile and tlsKeyFile go together')
   if (!config.wsPath.startsWith('/')) throw new ConfigError(`wsPath must start with "/" (got ${config.wsPath})`)
+  for (const f of listOf(config.historyTopics)) {
+    if (!isValidTopicFilter(f)) throw new ConfigError(`historyTopics: ${JSON.stringify(f)} is not a valid MQTT topic filter`)
+  }
   if (config.redisUrl !== '' && !/^rediss?:\/\/[^/]/.test(config.redisUrl)) throw new ConfigError(`redisUrl must be a redis:// or rediss:// URL (got ${JSON.stringify(config.redisUrl)})`)
   Object.freeze(config)
   // [P-11.9] a bad key file stops start-up here, like any other bad value.

@@ -15,6 +15,8 @@ export interface GatewayStages {
   limits?: Stage
   /** plugins/broker.ts: consumes `$res` replies and rewrites `$req` requests for the bridge; drops `$inbox`/`$result` forgeries [P-3], [P-4]. */
   bridge?: Stage
+  /** plugins/history.ts: records every routed publish in the message history and hands it to GET /events streams [P-14], [P-15]. */
+  history?: Stage
 }
 
 declare module 'fastify' {
@@ -27,8 +29,8 @@ declare module 'fastify' {
 /**
  * The stages in the order they run. Auth before limits: a filter the token may
  * not hold does not count against maxSubscriptions. The bridge last: it
- * consumes what was allowed.
+ * consumes what was allowed. The history only observes what was routed.
  */
 export function brokerPipeline (s: GatewayStages): Stage[] {
-  return [s.auth, s.limits, s.bridge].filter((stage): stage is Stage => stage !== undefined)
+  return [s.auth, s.limits, s.bridge, s.history].filter((stage): stage is Stage => stage !== undefined)
 }

@@ -44,6 +44,8 @@ export function maySubscribeWith (grants: Grants, filter: string): boolean {
       if (service === undefined || service === '+' || service === '#') return grants.mayServe('*')
       return grants.mayServe(service)
     }
+    // [P-16.1] a positioned copy of a filter needs what the filter itself needs.
+    case 'copy': return maySubscribeWith(grants, filter.slice(filter.indexOf('/') + 1))
     default: return true
   }
 }

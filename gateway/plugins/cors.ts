@@ -16,7 +16,8 @@ const ROUTES: Array<[RegExp, string | null]> = [
   [/^\/api\//, null],
   [/^\/publish(\?|$)/, 'POST'],
   [/^\/retained\//, 'GET, HEAD'],
-  [/^\/requests\//, 'GET, HEAD']
+  [/^\/requests\//, 'GET, HEAD'],
+  [/^\/(events|history)(\?|$)/, 'GET']
 ]
 
 /** Response headers a page may read: the gateway's own, plus any a responder sets (`*`, as no credentials are used). */

@@ -28,6 +28,8 @@ export default async function healthRoutes (app: FastifyInstance): Promise<void>
       clients: app.broker.aedes.connectedClients,
       // What the MQTT limits refused or dropped (README "Limits").
       limits: app.limits.counters,
+      // GET /events streams (PROTOCOL.md §15): open now, and what was refused or closed.
+      sse: { open: app.sse.open(), ...app.sse.counters },
       idempotency: { ...app.idempotency.counters, store: app.state.kind, ...app.idempotency.kv.stats() },
       ...(app.amqp === null ? {} : { amqp: app.amqp.stats() })
     }

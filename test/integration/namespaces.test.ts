@@ -16,6 +16,7 @@ const SAMPLES: Record<string, { topic: string, filter: string, refused?: string 
   $res: { topic: '$res/nsecho/$rid/1', filter: '$res/nsecho/#' },
   $inbox: { topic: `$inbox/${OWNER}/r`, filter: `$inbox/${OWNER}/#`, refused: '$inbox/someone-else/#' },
   $result: { topic: '$result/0123456789abcdef', filter: '$result/0123456789abcdef', refused: '$result/+' },
+  $history: { topic: '$history/ns/x', filter: '$history/ns/#', refused: '$history' },
   $SYS: { topic: '$SYS/ns/x', filter: '$SYS/ns/#' },
   $: { topic: '$other/x', filter: '$other/#' },
   '': { topic: 'ns/plain', filter: 'ns/#' }

@@ -1,0 +1,81 @@
+// The message history and the live fan-out behind GET /events and GET /history
+// (PROTOCOL.md §14, §15): the `history` stage of the broker pipeline. Every
+// message routed on this node, whatever transport published it (MQTT over TCP
+// or WebSocket, POST /publish, the AMQP bridge), reaches its `published`
+// method once, on the node it was published on: there it is recorded, given
+// its position, and handed to the streams.
+import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+import type { Stage } from '../../broker/pipeline.js'
+import { listOf } from '../config.js'
+import { HISTORY_PREFIX } from '../../core/namespaces.js'
+import { formatPosition, isRecorded, MemoryHistory, type History, type Position } from '../../core/history.js'
+import { LiveHub } from '../../core/live-hub.js'
+import type { LiveMessage } from '../../core/sse.js'
+import { LogLimiter } from '../log-limit.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The history, or null when historySize is 0. */
+    history: History | null
+    /** Routed messages, with their positions, for the gateway's own listeners. */
+    live: LiveHub
+  }
+}
+
+async function historyPlugin (app: FastifyInstance): Promise<void> {
+  const config = app.config
+  const filters = listOf(config.historyTopics)
+  const history: History | null = config.historySize === 0
+    ? null
+    : new MemoryHistory({ size: config.historySize, ttlMs: config.historyTtlMs, maxBytes: config.historyMaxBytes })
+  const live = new LiveHub()
+  const limited = new LogLimiter(app.log)
+
+  const subscriptions = app.broker.subscriptions
+  const mirrorFailed = (err?: Error | null): void => {
+    if (err) limited.warn('history-mirror', `history: cannot publish a ${HISTORY_PREFIX} copy: ${err.message}`)
+  }
+
+  const deliver = (topic: string, payload: Buffer, qos: 0 | 1 | 2, position?: Position): void => {
+    const msg: LiveMessage = position === undefined ? { topic, payload, qos } : { topic, payload, qos, position }
+    live.publish(msg)
+    // [P-16.1] the positioned copy, for MQTT subscribers that hold one.
+    const copy = HISTORY_PREFIX + topic
+    if (subscriptions.hasMatch(copy)) {
+      const head = Buffer.from((position === undefined ? '' : formatPosition(position)) + '\n')
+      app.broker.publish(copy, Buffer.concat([head, payload]), qos === 0 ? 0 : 1, false, mirrorFailed)
+    }
+  }
+
+  const observe = (packet: Parameters<NonNullable<Stage['published']>>[0]): void => {
+    const topic = packet.topic
+    // The broker's own heartbeats, and the positioned copies made from recorded messages.
+    if (topic.charCodeAt(0) === 36 && (topic.startsWith('$SYS/') || topic.startsWith(HISTORY_PREFIX))) return
+    const qos = packet.qos
+    if (history !== null && isRecorded(filters, topic)) {
+      // A copy: the packet's payload may be a slice of a socket read, which it would keep alive.
+      const payload = Buffer.from(packet.payload as Buffer)
+      if (history instanceof MemoryHistory) {
+        deliver(topic, payload, qos, history.appendNow(topic, payload, qos))
+        return
+      }
+      history.append(topic, payload, qos).then(p => deliver(topic, payload, qos, p), (err: Error) => {
+        // Still delivered live, without a position (no id: line): nothing is withheld.
+        limited.warn('history-append', `history: cannot record a message on ${topic}: ${err.message}`)
+        deliver(topic, payload, qos)
+      })
+      return
+    }
+    deliver(topic, packet.payload as Buffer, qos)
+  }
+  app.stages.history = { name: 'history', published: observe } satisfies Stage
+
+  app.decorate('history', history)
+  app.decorate('live', live)
+  app.addHook('onClose', async () => {
+    await history?.close()
+  })
+}
+
+export default fp(historyPlugin, { name: 'rtw-history', dependencies: ['rtw-broker'] })
