@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs'
 import { parseApiKeys, type ApiKey } from './auth/api-keys.js'
 import { parseTrustedProxies } from '../core/client-address.js'
 import { isValidTopicFilter } from '../core/topics.js'
+import { configFiles } from './config-files.js'
 
 type Kind = 'string' | 'optional' | 'port' | 'int' | 'qos' | 'level' | 'bool' | 'addresses'
 
@@ -249,8 +250,9 @@ export function loadConfig (sources: ConfigSources = {}): LoadedConfig {
   }
   if (config.redisUrl !== '' && !/^rediss?:\/\/[^/]/.test(config.redisUrl)) throw new ConfigError(`redisUrl must be a redis:// or rediss:// URL (got ${JSON.stringify(config.redisUrl)})`)
   Object.freeze(config)
-  // [P-11.9] a bad key file stops start-up here, like any other bad value.
+  // [P-11.9] a bad key file stops start-up here, like any other bad value; so do the TLS and JWT files.
   apiKeysOf(config)
+  configFiles(config)
   return { config, flags: cli.flags }
 }
 

@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify'
 import { createBroker, type Broker, type Stage } from '../../broker/broker.js'
 import { Bridge } from '../../core/bridge.js'
 import { LogLimiter } from '../log-limit.js'
-import { loadTls } from '../tls.js'
+import { configFiles } from '../config-files.js'
 import { namespaceOf } from '../../core/namespaces.js'
 import { listOf, type Config } from '../config.js'
 import type { Trust } from '../../core/client-address.js'
@@ -25,7 +25,7 @@ async function brokerPlugin (app: FastifyInstance): Promise<void> {
   const limited = new LogLimiter(app.log)
   const broker = await createBroker({
     topicLimits: { maxTopicLength: config.maxTopicLength, maxTopicLevels: config.maxTopicLevels },
-    tls: loadTls(config),
+    tls: configFiles(config).tls,
     onRefused: (client, what) => limited.warn('refused', `client ${client?.id ?? '?'} refused: ${what}`)
   })
   const bridge = new Bridge({

@@ -8,7 +8,8 @@ import { STATUS_CODES, type IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer } from 'ws'
 import { webSocketDuplex } from '../../broker/ws-stream.js'
-import { originAllowed, parseOriginPolicy } from '../../core/origins.js'
+import { originAllowed } from '../../core/origins.js'
+import { configFiles } from '../config-files.js'
 import { errorBody, ERRORS, type ErrorCode } from '../../core/errors.js'
 import { LogLimiter } from '../log-limit.js'
 
@@ -28,7 +29,7 @@ async function websocketPlugin (app: FastifyInstance): Promise<void> {
   const wss = new WebSocketServer({
     noServer: true,
     // Browsers always offer permessage-deflate; accepting it costs 6x memory per
-    // connection and a third of the throughput (PERF-NOTES pitfall 3).
+    // connection and a third of the throughput (docs/ARCHITECTURE.md "Pitfalls" 3).
     perMessageDeflate: false,
     // Room for a body at the limit after base64 and the envelope around it.
     // At least maxPacketSize, so a packet the broker accepts fits in one frame.
@@ -36,7 +37,7 @@ async function websocketPlugin (app: FastifyInstance): Promise<void> {
     handleProtocols: (offered: Set<string>) => SUBPROTOCOLS.find(p => offered.has(p)) ?? false
   })
 
-  const origins = parseOriginPolicy(app.config.allowedOrigins)
+  const origins = configFiles(app.config).origins
   const limited = new LogLimiter(app.log)
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     const path = (req.url ?? '').split('?')[0]
