@@ -21,6 +21,8 @@ export interface AdapterOptions {
   /** Passed to Aedes as they are (durable or shared state, docs/ARCHITECTURE.md "Seams"). */
   persistence?: AedesOptions['persistence']
   mq?: AedesOptions['mq']
+  /** Acknowledge a QoS 1 PUBLISH only once it was routed, and so stored (durable persistence; see below). */
+  ackAfterStore?: boolean
   counters: Counters
   /** The pipeline in force now; read on every event, so broker.use() takes effect at once. */
   pipeline: () => Pipeline
@@ -50,11 +52,14 @@ export async function adaptAedes (opts: AdapterOptions): Promise<Adapted> {
   const subscriptions = new SubscriptionIndex<Client>()
   // [MQTT-3.1.3-8] an empty ClientId with CleanSession 0 gets CONNACK 0x02; Aedes would invent an id.
   const emptyIdWithSession = new WeakSet<Client>()
+  // QoS 1 PUBLISHes routed, and so stored, before Aedes acknowledged them (ackAfterStore).
+  const routedEarly = new WeakSet<PublishPacket>()
 
   const aedes = await Aedes.createBroker({
     concurrency: opts.concurrency,
     drainTimeout: opts.drainTimeoutMs,
-    heartbeatInterval: 60_000,
+    // With a shared router (a cluster), a node silent for three heartbeats is dead and a live one publishes its clients' wills.
+    heartbeatInterval: opts.mq === undefined ? 60_000 : 2_000,
     // A socket that sends no CONNECT is closed after this long (Aedes's default is 30 s), so idle floods cost little.
     connectTimeout: 10_000,
     ...(opts.persistence === undefined ? {} : { persistence: opts.persistence }),
@@ -78,6 +83,10 @@ export async function adaptAedes (opts: AdapterOptions): Promise<Adapted> {
       if (packet.topic.charCodeAt(0) === 36 && namespaceOf(packet.topic).mqttPublish === 'broker') {
         report(client, `publish to ${JSON.stringify(packet.topic.slice(0, 100))}: only the broker publishes there; disconnected`)
         callback(refuse('reserved topic'))
+        return
+      }
+      if (opts.ackAfterStore === true && packet.qos === 1 && client !== null) {
+        ackAfterStore(client, packet, callback)
         return
       }
       callback(null)
@@ -159,11 +168,36 @@ export async function adaptAedes (opts: AdapterOptions): Promise<Adapted> {
   const throttled = new ThrottledPublishes(() => pipeline().throttle, consumeOrRoute, () => { counters.limits.publishesDelayed++ })
   const route: Route = function (packet, client, done) {
     if (typeof client === 'function') return routePublish(packet, null, client)
+    // Routed already, before its PUBACK (ackAfterStore): counted, throttled and stored then.
+    if (routedEarly.has(packet)) {
+      routedEarly.delete(packet)
+      done?.(null)
+      return
+    }
     if (client === null || client === undefined) return routePublish(packet, null, done)
     counters.received[packet.qos]++
     throttled.route(packet, client, done)
   }
   ;(aedes as unknown as { publish: Route }).publish = route
+
+  // Aedes writes PUBACK before it routes a QoS 1 PUBLISH (aedes/lib/handlers/publish.js),
+  // so a crash between the two would lose a message its publisher was told was
+  // taken. With durable state the message is routed, and so stored for every
+  // offline session and as a retained value, last thing before the PUBACK;
+  // Aedes's own routing of it afterwards is then skipped (route, above). One
+  // that could not be stored gets no PUBACK: the connection closes, and the
+  // publisher sends it again.
+  function ackAfterStore (client: Client, packet: PublishPacket, callback: (err: Error | null) => void): void {
+    route(packet, client, err => {
+      if (err !== null && err !== undefined) {
+        report(client, `QoS 1 publish to ${JSON.stringify(packet.topic.slice(0, 100))} not stored (${err.message}); disconnected`)
+        callback(refuse('not stored'))
+        return
+      }
+      routedEarly.add(packet)
+      callback(null)
+    })
+  }
 
   aedes.on('subscribe', (subs: Subscription[], client: Client) => {
     for (const s of subs) if ((s.qos as number) !== 128) subscriptions.add(client, s.topic)

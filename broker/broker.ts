@@ -11,7 +11,7 @@ import type { TopicLimits } from '../core/conformance.js'
 import { adaptAedes } from './aedes-adapter.js'
 import { tcpListener } from './listeners.js'
 import { OwnRequestLane, tapRepliesOf } from './fast-lanes.js'
-import { checkInternals, retainedStream } from './internals.js'
+import { checkInternals, conformRetainedDelivery, retainedStream } from './internals.js'
 import { compose, type Pipeline, type Stage } from './pipeline.js'
 import { newCounters, type Counters } from './counters.js'
 
@@ -40,6 +40,12 @@ export interface BrokerOptions {
    * and false with one, where a responder may be on another node.
    */
   ownRequestLane?: boolean
+  /**
+   * Acknowledge a QoS 1 PUBLISH only once it was routed, and so stored: for a
+   * persistence that outlives the process (backends.ts), so that kill -9 loses
+   * nothing that was acknowledged.
+   */
+  ackAfterStore?: boolean
   /** A refused packet or connection, already counted; for the rate-limited log. */
   onRefused?: (client: Client | null, what: string) => void
 }
@@ -84,6 +90,7 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
     topicLimits,
     persistence: opts.persistence,
     mq: opts.mq,
+    ackAfterStore: opts.ackAfterStore,
     counters,
     pipeline: current,
     refused: (client, what) => broker.refused(client, what)
@@ -93,6 +100,7 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
     await new Promise<void>(resolve => aedes.close(() => resolve()))
     throw new Error(`This Aedes version lacks what broker/internals.ts reads: ${problems.join(', ')}. Install the version package.json pins.`)
   }
+  conformRetainedDelivery(aedes)
 
   const ownRequests = (opts.ownRequestLane ?? opts.mq === undefined) ? new OwnRequestLane(subscriptions, current, counters) : undefined
 

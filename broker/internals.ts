@@ -5,8 +5,9 @@
 // probes a throwaway client at start-up, so an upgrade that renames one of
 // these, or a missing patch, fails at once with the field's name, instead of
 // silently shutting a lane or losing messages.
-import { Duplex } from 'node:stream'
+import { Duplex, Transform, type Readable } from 'node:stream'
 import type { Aedes, Client, PublishPacket } from 'aedes'
+import { topicMatches } from '../core/topics.js'
 
 /** The private parts of an Aedes client read here (aedes/lib/client.js, handlers/connect.js, handlers/index.js). */
 interface ClientInternals {
@@ -21,7 +22,11 @@ interface ClientInternals {
 }
 
 interface BrokerInternals {
-  persistence: { createRetainedStream: (pattern: string) => AsyncIterable<PublishPacket> }
+  persistence: {
+    createRetainedStream: (pattern: string) => AsyncIterable<PublishPacket>
+    /** What Aedes's SUBSCRIBE handler sends the new subscriber (handlers/subscribe.js). */
+    createRetainedStreamCombi: (patterns: string[]) => Readable
+  }
 }
 
 const inside = (client: Client): ClientInternals => client as unknown as ClientInternals
@@ -53,6 +58,29 @@ export function retainedStream (aedes: Aedes, pattern: string): AsyncIterable<Pu
 }
 
 /**
+ * [MQTT-4.7.2-1] A filter starting with "#" or "+" must not match a "$" topic.
+ * Aedes keeps to it for live messages but not for retained ones: a SUBSCRIBE
+ * to "#" got every retained $SYS message. The retained stream Aedes asks its
+ * persistence for (whichever persistence it is) is filtered here with the
+ * rule's own matcher.
+ */
+export function conformRetainedDelivery (aedes: Aedes): void {
+  const persistence = (aedes as unknown as BrokerInternals).persistence
+  const combi = persistence.createRetainedStreamCombi.bind(persistence)
+  persistence.createRetainedStreamCombi = patterns => {
+    const stream = combi(patterns)
+    if (!patterns.some(p => p.charCodeAt(0) === 35 || p.charCodeAt(0) === 43)) return stream
+    return stream.pipe(new Transform({
+      objectMode: true,
+      transform (packet: PublishPacket, _enc, cb) {
+        if (packet.topic.charCodeAt(0) !== 36 || patterns.some(p => topicMatches(p, packet.topic))) cb(null, packet)
+        else cb()
+      }
+    }))
+  }
+}
+
+/**
  * Lets a stream queue up to `bytes` before write() reports backpressure. Node
  * has no public setter for a stream's high-water mark after construction.
  */
@@ -80,8 +108,9 @@ export function checkInternals (aedes: Aedes): string[] {
   // patches/aedes+1.2.0.patch (applied by npm install) fixes the QoS of overlapping subscriptions' copies.
   expect('client.deliverQoS from patches/aedes+1.2.0.patch (run npm install)', typeof c.deliverQoS === 'function' && c.deliverQoS.name === 'deliverQoSGranted')
   expect('client.subscriptions (object)', typeof c.subscriptions === 'object' && c.subscriptions !== null)
-  const persistence = (aedes as unknown as { persistence?: { createRetainedStream?: unknown } }).persistence
+  const persistence = (aedes as unknown as { persistence?: { createRetainedStream?: unknown, createRetainedStreamCombi?: unknown } }).persistence
   expect('broker.persistence.createRetainedStream (function)', typeof persistence?.createRetainedStream === 'function')
+  expect('broker.persistence.createRetainedStreamCombi (function)', typeof persistence?.createRetainedStreamCombi === 'function')
   const ws = (conn as unknown as { _writableState?: { highWaterMark?: unknown } })._writableState
   expect('stream._writableState.highWaterMark (number)', typeof ws?.highWaterMark === 'number')
   client.close()

@@ -50,6 +50,23 @@ export interface BridgeOptions {
   maxInFlightPerOwner?: number
   /** Services whose MQTT callers' Authorization and Cookie headers are forwarded [P-2.2]. */
   forwardCredentials?: ReadonlySet<string>
+  /** This node's id in a cluster: the prefix of its correlation ids [P-5.1]. */
+  nodeId?: string
+}
+
+/**
+ * The other nodes of a cluster, as the bridge needs them (docs/CLUSTER.md).
+ * Without one the gateway is a single node.
+ */
+export interface ClusterPort {
+  /** True when a responder connected to another node holds a filter matching the topic [P-5.8]. */
+  hasRemoteResponder: (topic: string) => boolean
+  /**
+   * Hands a reply this node accepted to the node whose caller waits for it,
+   * named by the id's prefix [P-5.9]. False when the id names no other live
+   * node: the reply is then this node's to settle (or drop).
+   */
+  forwardReply: (id: string, topic: string, payload: Buffer) => boolean
 }
 
 /** A REST call already split into its parts by the HTTP transport. */
@@ -75,10 +92,29 @@ export type CallStart = { ok: true, id: string } | { ok: false, code: ErrorCode 
 
 export type DropListener = (reason: DropReason | 'bad-request', detail: string) => void
 
+export type CallTransport = 'rest' | 'mqtt'
+
+/** Told the final status of every request the bridge sees (metrics); it must be cheap, it runs once per request. */
+export interface RequestObserver {
+  /** startedAt is performance.now() when the request was admitted, or -1 when it was refused before. */
+  settled: (service: string, transport: CallTransport, status: number, startedAt: number) => void
+}
+
+const IGNORE: RequestObserver = { settled: () => {} }
+
+/** The HTTP status an outcome answers with: the responder's, or the error's. */
+export function statusOf (outcome: Outcome): number {
+  return outcome.kind === 'reply' ? outcome.reply.status : ERRORS[outcome.code].status
+}
+
 export class Bridge {
   readonly correlator: Correlator
   draining = false
   onDrop: DropListener = () => {}
+  /** Set by the metrics plugin. */
+  observer: RequestObserver = IGNORE
+  /** MQTT callers' requests dropped because their envelope could not be used [P-4.5]. */
+  badRequests = 0
   /** Set by the AMQP plugin when RabbitMQ is configured. */
   queue: RequestQueue | undefined
   private readonly inFlightByOwner = new Map<string, number>()
@@ -86,12 +122,13 @@ export class Bridge {
   constructor (
     private readonly opts: BridgeOptions,
     private readonly port: BrokerPort,
-    private readonly subscriptions: SubscriptionIndex<unknown>
+    private readonly subscriptions: SubscriptionIndex<unknown>,
+    private readonly cluster?: ClusterPort
   ) {
-    this.correlator = new Correlator({ maxInFlight: opts.maxInFlight })
+    this.correlator = new Correlator({ maxInFlight: opts.maxInFlight, ...(opts.nodeId === undefined ? {} : { prefix: opts.nodeId }) })
   }
 
-  /** [P-5.1] Ids are unique per gateway process and unguessable across restarts. */
+  /** [P-5.1] Ids are unique per gateway process (per cluster: they start with the node id) and unguessable across restarts. */
   nextId (): string {
     return this.correlator.nextId()
   }
@@ -102,21 +139,24 @@ export class Bridge {
     if (this.queue?.handles(service) === true) {
       // A queued service needs no online responder: the queue holds the request [P-10].
       if (!this.queue.ready) return 'RTW_QUEUE_UNAVAILABLE'
-    } else if (!this.subscriptions.hasMatch(topic)) return 'RTW_NO_RESPONDER'
+    } else if (!this.subscriptions.hasMatch(topic) && this.cluster?.hasRemoteResponder(topic) !== true) return 'RTW_NO_RESPONDER'
     if (this.correlator.full) return 'RTW_TOO_MANY_REQUESTS'
     if (owner !== undefined && (this.inFlightByOwner.get(owner) ?? 0) >= (this.opts.maxInFlightPerOwner ?? Infinity)) return 'RTW_TOO_MANY_REQUESTS'
     return null
   }
 
-  /** Counts a pending request against its owner until its one outcome [P-5.3]. */
-  private track (owner: string | undefined, onSettle: (outcome: Outcome, id: string) => void): (outcome: Outcome, id: string) => void {
-    if (owner === undefined) return onSettle
+  /** Counts a pending request against its owner until its one outcome [P-5.3], and tells the observer that outcome. */
+  private track (owner: string | undefined, service: string, transport: CallTransport, onSettle: (outcome: Outcome, id: string) => void): (outcome: Outcome, id: string) => void {
     const owners = this.inFlightByOwner
-    owners.set(owner, (owners.get(owner) ?? 0) + 1)
+    if (owner !== undefined) owners.set(owner, (owners.get(owner) ?? 0) + 1)
+    const startedAt = performance.now()
     return (outcome, id) => {
-      const n = (owners.get(owner) ?? 1) - 1
-      if (n === 0) owners.delete(owner)
-      else owners.set(owner, n)
+      if (owner !== undefined) {
+        const n = (owners.get(owner) ?? 1) - 1
+        if (n === 0) owners.delete(owner)
+        else owners.set(owner, n)
+      }
+      this.observer.settled(service, transport, statusOf(outcome), startedAt)
       onSettle(outcome, id)
     }
   }
@@ -125,7 +165,10 @@ export class Bridge {
   call (c: Call, onSettle: (outcome: Outcome, id: string) => void): CallStart {
     const topic = requestTopic(c.service, c.path)
     const refused = this.admit(c.service, topic, c.noReply ? undefined : c.owner)
-    if (refused !== null) return { ok: false, code: refused }
+    if (refused !== null) {
+      this.observer.settled(c.service, 'rest', ERRORS[refused].status, -1)
+      return { ok: false, code: refused }
+    }
     const id = this.nextId()
     const env: RequestEnvelope = {
       id,
@@ -141,9 +184,10 @@ export class Bridge {
     if (c.noReply) {
       // [P-2.5] an empty replyTo tells the responder that nobody waits.
       this.dispatch(c.service, topic, id, encodeRequest(env), c.timeoutMs, false, () => {}, c.dedupeId)
+      this.observer.settled(c.service, 'rest', 202, -1)
       return { ok: true, id }
     }
-    this.correlator.register(id, c.service, c.timeoutMs, this.track(c.owner, onSettle))
+    this.correlator.register(id, c.service, c.timeoutMs, this.track(c.owner, c.service, 'rest', onSettle))
     this.dispatch(c.service, topic, id, encodeRequest(env), c.timeoutMs, true, err => {
       if (err) this.correlator.settle(id, { kind: 'error', code: this.publishFailure(c.service), message: err.message })
     }, c.dedupeId)
@@ -192,6 +236,8 @@ export class Bridge {
       this.onDrop('retained', topic)
       return
     }
+    // On the $rid topic the id is known before the payload is decoded: the node that waits decodes it.
+    if (rt.kind === 'rid' && this.forwarded(rt.id, topic, payload)) return
     const decoded = decodeReply(payload)
     const id = rt.kind === 'rid' ? rt.id : decoded.ok ? decoded.reply.id : decoded.id
     if (id === undefined) {
@@ -199,11 +245,26 @@ export class Bridge {
       this.onDrop('undecodable', `${topic}: ${decoded.ok ? 'reply has no id' : decoded.reason}`)
       return
     }
+    if (rt.kind !== 'rid' && this.forwarded(id, topic, payload)) return
     const outcome: Outcome = decoded.ok
       ? { kind: 'reply', reply: decoded.reply }
       : { kind: 'error', code: 'RTW_BAD_REPLY', message: `${ERRORS.RTW_BAD_REPLY.message}: ${decoded.reason}` }
     const dropped = this.correlator.settle(id, outcome, rt.service)
     if (dropped !== null) this.onDrop(dropped, `${topic} id=${id}`)
+  }
+
+  /**
+   * [P-5.9] A reply that another node took from its responder and forwarded,
+   * because this node's caller waits for it. That node made every check of the
+   * client that published it; here it is settled as if it had arrived here.
+   */
+  handleForwardedReply (topic: string, payload: Buffer): void {
+    this.handleReply(topic, payload, false)
+  }
+
+  /** [P-5.9] A reply whose caller waits on another node goes to that node, which settles it as its own. */
+  private forwarded (id: string, topic: string, payload: Buffer): boolean {
+    return this.cluster !== undefined && this.opts.nodeId !== undefined && !id.startsWith(this.opts.nodeId) && this.cluster.forwardReply(id, topic, payload)
   }
 
   /**
@@ -214,6 +275,7 @@ export class Bridge {
     const target = parseRequestTopic(topic)
     const decoded = decodeCallerRequest(payload)
     if (!decoded.ok) {
+      this.badRequests++
       this.onDrop('bad-request', `${clientId} ${topic}: ${decoded.reason}`)
       const to = decoded.replyTo === undefined ? null : answerTopic(decoded.replyTo, clientId)
       if (decoded.id !== undefined && to !== null) this.answerCaller(to, decoded.id, 'RTW_BAD_REQUEST', decoded.reason)
@@ -229,6 +291,7 @@ export class Bridge {
     }
     // [P-4.3] replies go only to the caller's own inbox.
     if (!isOwnInbox(req.replyTo, clientId)) {
+      this.badRequests++
       this.onDrop('bad-request', `${clientId} ${topic}: replyTo ${req.replyTo} is not $inbox/${clientId}/…`)
       return null
     }
@@ -237,18 +300,14 @@ export class Bridge {
       return null
     }
     const timeoutMs = req.timeout ?? this.opts.defaultTimeoutMs
-    if (timeoutMs === 0 || timeoutMs > this.opts.maxTimeoutMs) {
-      this.answerCaller(req.replyTo, req.id, 'RTW_BAD_TIMEOUT')
-      return null
-    }
-    const owner = 'client:' + clientId
-    const refused = this.admit(target.service, topic, owner)
+    const refused = timeoutMs === 0 || timeoutMs > this.opts.maxTimeoutMs ? 'RTW_BAD_TIMEOUT' : this.admit(target.service, topic, 'client:' + clientId)
     if (refused !== null) {
       this.answerCaller(req.replyTo, req.id, refused)
+      this.observer.settled(target.service, 'mqtt', ERRORS[refused].status, -1)
       return null
     }
     const id = this.nextId()
-    this.correlator.register(id, target.service, timeoutMs, this.track(owner, outcome => {
+    this.correlator.register(id, target.service, timeoutMs, this.track('client:' + clientId, target.service, 'mqtt', outcome => {
       if (outcome.kind === 'reply') this.port.publish(req.replyTo, encodeCallerReply(req.id, outcome.reply), 1, false, () => {})
       else this.answerCaller(req.replyTo, req.id, outcome.code, outcome.message)
     }))

@@ -1,7 +1,7 @@
 // Pending requests by correlation id (PROTOCOL.md §5). The first outcome wins;
 // anything after it is dropped and counted, never handed to another caller.
 // No I/O: the only side effect is a timer per pending request.
-import { randomFillSync } from 'node:crypto'
+import { randomBytes, randomFillSync } from 'node:crypto'
 import type { Reply } from './envelope.js'
 import type { ErrorCode } from './errors.js'
 
@@ -30,6 +30,14 @@ export interface CorrelatorOptions {
 
 const LATE = 1
 const DUPLICATE = 2
+
+/** Length of a node id: in a cluster, the prefix of every id a node makes [P-5.1]. */
+export const NODE_ID_LENGTH = 8
+
+/** A fresh random node id (6 random bytes, base64url) [P-5.1]. */
+export function randomNodeId (): string {
+  return randomBytes(6).toString('base64url')
+}
 
 // [P-5.1] 64 random bits per id, as 11 base64url characters, drawn from a pool
 // refilled 512 ids at a time: one system call per 512 requests, not one each.

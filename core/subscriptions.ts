@@ -23,6 +23,31 @@ export class SubscriptionIndex<Owner> {
   private readonly owners = new Map<Owner, Set<string>>()
   /** Owners matching a topic name, one entry per matching filter; emptied on every change to the filters. */
   private readonly memo = new Map<string, readonly Owner[]>()
+  private watched: { prefix: string, holders: Map<string, number>, onChange: (filter: string, held: boolean) => void } | undefined
+
+  /**
+   * Calls onChange when a filter starting with `prefix` gets its first owner
+   * (held) or loses its last one: what a cluster tells the other nodes about
+   * its responders [P-5.8]. One watcher per index.
+   */
+  watch (prefix: string, onChange: (filter: string, held: boolean) => void): void {
+    this.watched = { prefix, holders: new Map(), onChange }
+    for (const filters of this.owners.values()) for (const f of filters) this.count(f, 1)
+  }
+
+  /** The filters starting with the watched prefix that some owner holds. */
+  watchedFilters (): string[] {
+    return this.watched === undefined ? [] : [...this.watched.holders.keys()]
+  }
+
+  private count (filter: string, delta: 1 | -1): void {
+    const w = this.watched
+    if (w === undefined || !filter.startsWith(w.prefix)) return
+    const n = (w.holders.get(filter) ?? 0) + delta
+    if (n > 0) w.holders.set(filter, n)
+    else w.holders.delete(filter)
+    if (n === (delta === 1 ? 1 : 0)) w.onChange(filter, delta === 1)
+  }
 
   add (owner: Owner, filter: string): void {
     let filters = this.owners.get(owner)
@@ -33,6 +58,7 @@ export class SubscriptionIndex<Owner> {
     if (filters.has(filter)) return
     filters.add(filter)
     this.memo.clear()
+    this.count(filter, 1)
     let node = this.root
     for (const level of filter.split('/')) {
       let next = node.children.get(level)
@@ -51,14 +77,18 @@ export class SubscriptionIndex<Owner> {
     if (filters.size === 0) this.owners.delete(owner)
     this.memo.clear()
     this.unlink(this.root, filter.split('/'), 0, owner)
+    this.count(filter, -1)
   }
 
   removeOwner (owner: Owner): void {
     const filters = this.owners.get(owner)
     if (filters === undefined) return
-    for (const filter of filters) this.unlink(this.root, filter.split('/'), 0, owner)
     this.owners.delete(owner)
     this.memo.clear()
+    for (const filter of filters) {
+      this.unlink(this.root, filter.split('/'), 0, owner)
+      this.count(filter, -1)
+    }
   }
 
   /** True when at least one held filter matches the topic name. */
@@ -89,6 +119,13 @@ export class SubscriptionIndex<Owner> {
 
   get size (): number {
     return this.owners.size
+  }
+
+  /** Filters held, all owners together: counted when asked (a scrape), not kept up to date per change. */
+  get filterCount (): number {
+    let n = 0
+    for (const filters of this.owners.values()) n += filters.size
+    return n
   }
 
   private visit (node: Node<Owner>, levels: string[], i: number, dollar: boolean, found: Owner[]): void {

@@ -14,7 +14,11 @@ import mqttPacket, { type Packet } from 'mqtt-packet'
 import { batchWrites } from '../broker/write-batch.js'
 
 export interface MqttClientOptions {
-  /** mqtt://host[:port] or mqtts://host[:port]; user and password in the URL are used unless given below. */
+  /**
+   * mqtt://host[:port] or mqtts://host[:port]; user and password in the URL are
+   * used unless given below. A comma list names several nodes of a cluster:
+   * the first is tried first, and each reconnect goes to the next one.
+   */
   url: string
   clientId: string
   username?: string
@@ -65,7 +69,8 @@ const CONNACK_REASONS: Record<number, string> = {
 }
 
 export class MqttClient {
-  private readonly endpoint: Endpoint
+  private readonly endpoints: Endpoint[]
+  private endpoint: Endpoint
   private readonly keepaliveMs: number
   private socket: Socket | null = null
   private connected = false
@@ -81,7 +86,8 @@ export class MqttClient {
   private pingOutstanding = false
 
   constructor (private readonly opts: MqttClientOptions) {
-    this.endpoint = parseBrokerUrl(opts.url)
+    this.endpoints = opts.url.split(',').map(u => parseBrokerUrl(u.trim()))
+    this.endpoint = this.endpoints[0] as Endpoint
     this.keepaliveMs = (opts.keepalive ?? 60) * 1000
     this.open()
   }
@@ -187,7 +193,9 @@ export class MqttClient {
     this.pendingSubs.clear()
     this.stopTimers()
     if (this.ending) return
-    this.log(`connection closed; reconnecting in ${this.opts.reconnectPeriodMs ?? 500} ms`)
+    // A node that closed or refused the connection may be gone: the next one is tried (a cluster's other nodes).
+    this.endpoint = this.endpoints[(this.endpoints.indexOf(this.endpoint) + 1) % this.endpoints.length] as Endpoint
+    this.log(`connection closed; reconnecting to ${this.endpoint.host}:${this.endpoint.port} in ${this.opts.reconnectPeriodMs ?? 500} ms`)
     this.reconnectTimer = setTimeout(() => this.open(), this.opts.reconnectPeriodMs ?? 500)
   }
 

@@ -4,6 +4,7 @@ import { METHODS } from 'node:http'
 import type { Config } from './config.js'
 import { ERRORS, GatewayError, errorBody, type ErrorCode } from '../core/errors.js'
 import brokerPlugin from './plugins/broker.js'
+import clusterPlugin from './plugins/cluster.js'
 import websocketPlugin from './plugins/websocket.js'
 import amqpPlugin from './plugins/amqp.js'
 import statePlugin from './plugins/state.js'
@@ -15,6 +16,9 @@ import historyPlugin from './plugins/history.js'
 import eventsRoutes from './routes/events.js'
 import historyRoutes from './routes/history.js'
 import staticPlugin from './plugins/static.js'
+import docsPlugin from './plugins/docs.js'
+import metricsPlugin from './plugins/metrics.js'
+import sysPlugin from './plugins/sys.js'
 import { LogLimiter } from './log-limit.js'
 import { redactingLogger } from './log-redact.js'
 import limitsPlugin from './plugins/limits.js'
@@ -25,8 +29,21 @@ import { configFiles } from './config-files.js'
 import { compileTrust } from '../core/client-address.js'
 import { brokerPipeline } from './pipeline.js'
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    registeredRoutes: ReadonlyArray<{ method: string, url: string }>
+  }
+}
+
 export interface BuildOptions {
   logger?: FastifyServerOptions['logger']
+}
+
+/** The logger of a config: JSON lines, or pino-pretty's coloured lines for a person at a terminal. */
+export function consoleLogger (config: Config, pretty: boolean): FastifyServerOptions['logger'] {
+  if (config.logLevel === 'silent') return false
+  if (!pretty) return { level: config.logLevel }
+  return { level: config.logLevel, transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } } }
 }
 
 /** Fastify's own errors, as the codes of our table. */
@@ -42,7 +59,7 @@ function codeFor (err: FastifyError): ErrorCode {
 
 function loggerOptions (given: BuildOptions['logger'], config: Config): FastifyServerOptions['logger'] {
   if (given === false || (given === undefined && config.logLevel === 'silent')) return false
-  if (given === undefined || given === true) return redactingLogger({ level: config.logLevel })
+  if (given === undefined || given === true) return redactingLogger(consoleLogger(config, config.logPretty) as Exclude<FastifyServerOptions['logger'], boolean | undefined>)
   return redactingLogger(given)
 }
 
@@ -80,6 +97,12 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   })
   app.decorate('config', config)
   app.decorate('trust', trust)
+  // Every route as registered, for the test that keeps openapi.yaml complete (test/integration/docs.test.ts).
+  const routes: Array<{ method: string, url: string }> = []
+  app.decorate('registeredRoutes', routes)
+  app.addHook('onRoute', r => {
+    for (const method of Array.isArray(r.method) ? r.method : [r.method]) routes.push({ method, url: r.url })
+  })
   // Each plugin puts its broker stage here; brokerPipeline() orders them.
   app.decorate('stages', {})
 
@@ -108,6 +131,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
 
   // First of all: a request for a Host this gateway does not serve is answered 421 [P-11.10].
   await app.register(hostCheckPlugin)
+  await app.register(clusterPlugin)
   await app.register(brokerPlugin)
   // Before auth: a CORS preflight carries no token, and a refused Origin is answered first.
   await app.register(corsPlugin)
@@ -116,6 +140,8 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   await app.register(websocketPlugin)
   await app.register(statePlugin)
   await app.register(amqpPlugin)
+  await app.register(metricsPlugin)
+  await app.register(sysPlugin)
   await app.register(apiRoutes)
   await app.register(publishRoutes)
   await app.register(historyPlugin)
@@ -123,6 +149,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   await app.register(historyRoutes)
   await app.register(healthRoutes)
   await app.register(staticPlugin)
+  await app.register(docsPlugin)
   // Every plugin has put its stage in app.stages by now; nothing listens yet.
   app.broker.use(brokerPipeline(app.stages))
   return app

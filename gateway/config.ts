@@ -1,7 +1,7 @@
 // The one configuration object: defaults, then a JSON file, then environment,
 // then command-line flags, each later source overriding the earlier. Validated
 // once and frozen; a bad value stops start-up with a message naming its source.
-import { readFileSync } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
 import { parseApiKeys, type ApiKey } from './auth/api-keys.js'
 import { parseTrustedProxies } from '../core/client-address.js'
 import { isValidTopicFilter } from '../core/topics.js'
@@ -16,6 +16,8 @@ interface Field {
   default: string | number | boolean
   doc: string
   min?: number
+  /** Never printed: --print-config shows it as "(redacted)". */
+  secret?: boolean
 }
 
 export const CONFIG_FIELDS = {
@@ -30,7 +32,8 @@ export const CONFIG_FIELDS = {
   requestQos: { kind: 'qos', env: 'RTW_REQUEST_QOS', flag: '--request-qos', default: 0, doc: 'QoS the gateway publishes requests with (0 or 1; 1 only helps responders with persistent sessions)' },
   shutdownGraceMs: { kind: 'int', env: 'RTW_SHUTDOWN_GRACE_MS', flag: '--shutdown-grace-ms', default: 10_000, min: 0, doc: 'How long a draining gateway lets in-flight requests finish before answering 503' },
   logLevel: { kind: 'level', env: 'RTW_LOG_LEVEL', flag: '--log-level', default: 'info', doc: 'fatal, error, warn, info, debug, trace or silent' },
-  jwtSecret: { kind: 'optional', env: 'RTW_JWT_SECRET', flag: '--jwt-secret', default: '', doc: 'HS256 secret; setting it (or a key below) turns JWT auth on' },
+  logPretty: { kind: 'bool', env: 'RTW_LOG_PRETTY', flag: '--log-pretty', default: false, doc: 'Coloured one-line logs through pino-pretty instead of JSON; when not set, on if stdout is a terminal' },
+  jwtSecret: { kind: 'optional', env: 'RTW_JWT_SECRET', flag: '--jwt-secret', default: '', secret: true, doc: 'HS256 secret; setting it (or a key below) turns JWT auth on' },
   jwtPublicKeyFile: { kind: 'optional', env: 'RTW_JWT_PUBLIC_KEY_FILE', flag: '--jwt-public-key-file', default: '', doc: 'PEM public key for RS256/ES256 tokens' },
   jwksFile: { kind: 'optional', env: 'RTW_JWKS_FILE', flag: '--jwks-file', default: '', doc: 'JWKS file (RS256/ES256 keys by kid)' },
   jwtAudience: { kind: 'optional', env: 'RTW_JWT_AUDIENCE', flag: '--jwt-audience', default: '', doc: 'Required aud claim, when set' },
@@ -73,7 +76,10 @@ export const CONFIG_FIELDS = {
   redisUrl: { kind: 'optional', env: 'RTW_REDIS_URL', flag: '--redis-url', default: '', doc: 'Redis URL (redis://[user:pass@]host:6379[/db], rediss:// for TLS): joins this node to a cluster of gateways sharing that Redis (docs/CLUSTER.md); empty = a single node' },
   idempotencyTtlMs: { kind: 'int', env: 'RTW_IDEMPOTENCY_TTL_MS', flag: '--idempotency-ttl-ms', default: 86_400_000, min: 1, doc: 'How long a REST call with an Idempotency-Key is remembered: a repeat within it is answered from the stored response' },
   idempotencyMaxKeys: { kind: 'int', env: 'RTW_IDEMPOTENCY_MAX_KEYS', flag: '--idempotency-max-keys', default: 100_000, min: 1, doc: 'Idempotency keys remembered at once; a new key past it is refused (503 RTW_IDEMPOTENCY_STORE_FULL), none is forgotten early' },
-  idempotencyMaxBytes: { kind: 'int', env: 'RTW_IDEMPOTENCY_MAX_BYTES', flag: '--idempotency-max-bytes', default: 67_108_864, min: 1024, doc: 'Bytes of stored idempotent responses at most; a new key past it is refused like idempotencyMaxKeys' }
+  idempotencyMaxBytes: { kind: 'int', env: 'RTW_IDEMPOTENCY_MAX_BYTES', flag: '--idempotency-max-bytes', default: 67_108_864, min: 1024, doc: 'Bytes of stored idempotent responses at most; a new key past it is refused like idempotencyMaxKeys' },
+  sysIntervalS: { kind: 'int', env: 'RTW_SYS_INTERVAL_S', flag: '--sys-interval-s', default: 10, min: 0, doc: 'Seconds between the $SYS/broker/… and $SYS/rtw/… updates (retained, as Mosquitto publishes them); 0 turns them off' },
+  metricsMaxServices: { kind: 'int', env: 'RTW_METRICS_MAX_SERVICES', flag: '--metrics-max-services', default: 100, min: 1, doc: 'Distinct service names that get their own service label in /metrics; later ones are counted as service="other"' },
+  staticDir: { kind: 'optional', env: 'RTW_STATIC_DIR', flag: '--static-dir', default: '', doc: 'Directory of your own files, served at / (index.html for a directory); the demo page stays at /demo/' }
 } as const satisfies Record<string, Field>
 
 type Fields = typeof CONFIG_FIELDS
@@ -82,6 +88,13 @@ export type Config = Readonly<{ -readonly [K in keyof Fields]: ValueOf<Fields[K]
 export type ConfigKey = keyof Fields
 
 const LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+
+/**
+ * sysexits' EX_CONFIG: a start that cannot succeed as configured (a bad value, a
+ * port in use). ecosystem.config.js lists it in stop_exit_codes, so pm2 does not
+ * restart the gateway into the same error, and `npm start` stops with it.
+ */
+export const EXIT_CONFIG = 78
 
 export class ConfigError extends Error {
   readonly code = 'RTW_CONFIG_INVALID'
@@ -133,6 +146,30 @@ export interface ConfigSources {
 
 const KEYS = Object.keys(CONFIG_FIELDS) as ConfigKey[]
 
+/** Flags that are commands, not config values: main.ts acts on them. */
+export const COMMAND_FLAGS = ['--help', '-h', '--print-config'] as const
+
+/** The flag closest to a mistyped one, when it is close enough to be what was meant. */
+function suggest (name: string): string {
+  const distance = (a: string, b: string): number => {
+    let prev = Array.from({ length: b.length + 1 }, (_v, i) => i)
+    for (let i = 1; i <= a.length; i++) {
+      const row = [i]
+      for (let j = 1; j <= b.length; j++) row[j] = Math.min((prev[j] as number) + 1, (row[j - 1] as number) + 1, (prev[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1))
+      prev = row
+    }
+    return prev[b.length] as number
+  }
+  const known = ['--config', ...COMMAND_FLAGS, ...KEYS.map(k => CONFIG_FIELDS[k].flag)]
+  let best = ''
+  let bestD = Infinity
+  for (const f of known) {
+    const d = distance(name, f)
+    if (d < bestD) { best = f; bestD = d }
+  }
+  return bestD <= 3 ? ` (did you mean ${best}?)` : ''
+}
+
 /** Splits argv into known flags; `--config FILE` names the file source. Unknown flags are errors. */
 function parseArgv (argv: string[]): { file?: string, values: Map<ConfigKey, string>, flags: Set<string> } {
   const values = new Map<ConfigKey, string>()
@@ -152,12 +189,14 @@ function parseArgv (argv: string[]): { file?: string, values: Map<ConfigKey, str
     const key = KEYS.find(k => CONFIG_FIELDS[k].flag === name)
     if (key !== undefined) {
       // A boolean flag may stand alone: `--allow-anonymous`.
-      const bare = CONFIG_FIELDS[key].kind === 'bool' && eq === -1 && (argv[i + 1] === undefined || argv[i + 1]?.startsWith('--') === true)
+      const bare = CONFIG_FIELDS[key].kind === 'bool' && eq === -1 && (argv[i + 1] === undefined || argv[i + 1]?.startsWith('-') === true)
       values.set(key, bare ? 'true' : take())
       continue
     }
-    if (name.startsWith('--') && eq === -1) { flags.add(name); continue }
-    throw new ConfigError(`command line: unknown argument ${arg}`)
+    if ((COMMAND_FLAGS as readonly string[]).includes(arg)) { flags.add(arg); continue }
+    // Named, so that `--http-prot 9000` says which flag is wrong rather than "unknown argument 9000".
+    if (name.startsWith('-')) throw new ConfigError(`command line: unknown flag ${name}${suggest(name)}; --help lists them`)
+    throw new ConfigError(`command line: unexpected argument ${JSON.stringify(arg)}; flags take the form --name value or --name=value`)
   }
   return { file, values, flags }
 }
@@ -205,13 +244,17 @@ export function isLoopback (host: string): boolean {
   return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
 }
 
-export interface LoadedConfig { config: Config, flags: Set<string> }
+/** Where a value came from: `default`, `file <path>`, `env RTW_…`, `flag --…` or `overrides`. */
+export type Sources = Readonly<Record<ConfigKey, string>>
+
+export interface LoadedConfig { config: Config, flags: Set<string>, sources: Sources }
 
 export function loadConfig (sources: ConfigSources = {}): LoadedConfig {
   const env = sources.env ?? {}
   const cli = parseArgv(sources.argv ?? [])
   const out: Record<string, unknown> = {}
-  for (const key of KEYS) out[key] = CONFIG_FIELDS[key].default
+  const from: Record<string, string> = {}
+  for (const key of KEYS) { out[key] = CONFIG_FIELDS[key].default; from[key] = 'default' }
 
   const file = cli.file ?? sources.file ?? env.RTW_CONFIG
   if (file !== undefined && file !== '') {
@@ -225,14 +268,19 @@ export function loadConfig (sources: ConfigSources = {}): LoadedConfig {
     for (const [k, v] of Object.entries(parsed)) {
       if (!(k in CONFIG_FIELDS)) throw new ConfigError(`config file ${file}: unknown key ${k}`)
       out[k] = coerce(k as ConfigKey, v, `config file ${file}`)
+      from[k] = `file ${file}`
     }
   }
   for (const key of KEYS) {
     const v = env[CONFIG_FIELDS[key].env]
-    if (v !== undefined && v !== '') out[key] = coerce(key, v, `environment ${CONFIG_FIELDS[key].env}`)
+    if (v !== undefined && v !== '') { out[key] = coerce(key, v, `environment ${CONFIG_FIELDS[key].env}`); from[key] = `env ${CONFIG_FIELDS[key].env}` }
   }
-  for (const [key, v] of cli.values) out[key] = coerce(key, v, `command line ${CONFIG_FIELDS[key].flag}`)
-  for (const [k, v] of Object.entries(sources.overrides ?? {})) out[k] = coerce(k as ConfigKey, v, 'overrides')
+  for (const [key, v] of cli.values) { out[key] = coerce(key, v, `command line ${CONFIG_FIELDS[key].flag}`); from[key] = `flag ${CONFIG_FIELDS[key].flag}` }
+  for (const [k, v] of Object.entries(sources.overrides ?? {})) {
+    if (!(k in CONFIG_FIELDS)) throw new ConfigError(`overrides: unknown key ${k}`)
+    out[k] = coerce(k as ConfigKey, v, 'overrides')
+    from[k] = 'overrides'
+  }
 
   const config = out as Config
   if (config.requestTimeoutMs > config.maxTimeoutMs) {
@@ -245,6 +293,9 @@ export function loadConfig (sources: ConfigSources = {}): LoadedConfig {
   if (config.maxTopicLevels > 100) throw new ConfigError(`maxTopicLevels may be at most 100, the broker's own ceiling (got ${config.maxTopicLevels})`)
   if ((config.tlsCertFile === '') !== (config.tlsKeyFile === '')) throw new ConfigError('tlsCertFile and tlsKeyFile go together')
   if (!config.wsPath.startsWith('/')) throw new ConfigError(`wsPath must start with "/" (got ${config.wsPath})`)
+  if (config.staticDir !== '' && statSync(config.staticDir, { throwIfNoEntry: false })?.isDirectory() !== true) {
+    throw new ConfigError(`staticDir ${config.staticDir} is not a directory`)
+  }
   for (const f of listOf(config.historyTopics)) {
     if (!isValidTopicFilter(f)) throw new ConfigError(`historyTopics: ${JSON.stringify(f)} is not a valid MQTT topic filter`)
   }
@@ -253,7 +304,7 @@ export function loadConfig (sources: ConfigSources = {}): LoadedConfig {
   // [P-11.9] a bad key file stops start-up here, like any other bad value; so do the TLS and JWT files.
   apiKeysOf(config)
   configFiles(config)
-  return { config, flags: cli.flags }
+  return { config, flags: cli.flags, sources: Object.freeze(from as Record<ConfigKey, string>) }
 }
 
 /** A comma list config value as its non-empty, trimmed entries. */

@@ -1,22 +1,32 @@
 // The only place that listens: load config, build the app, listen, drain on signals.
-import { buildApp } from './app.js'
-import { ConfigError, configTable, loadConfig } from './config.js'
+import { buildApp, consoleLogger } from './app.js'
+import { ConfigError, EXIT_CONFIG, configTable, loadConfig } from './config.js'
+import { printConfig } from './config-print.js'
 import { drainAndClose } from './shutdown.js'
 
 async function main (): Promise<void> {
-  const argv = process.argv.slice(2)
+  // pm2's cluster mode forks each instance with the arguments pm2 itself was
+  // started with (`start ecosystem.config.js`), which are not the gateway's:
+  // there its configuration comes from the environment and the file only.
+  const argv = process.env.exec_mode === 'cluster_mode' ? [] : process.argv.slice(2)
   if (argv.includes('--help') || argv.includes('-h')) {
-    console.log('Usage: node dist/gateway/main.js [--config FILE] [--flag value …]\n\n' + configTable())
+    console.log('Usage: node dist/gateway/main.js [--config FILE] [--print-config] [--flag value …]\n\n' + configTable())
     return
   }
-  const { config } = loadConfig({ env: process.env, argv })
-  const app = await buildApp(config)
+  const { config, flags, sources } = loadConfig({ env: process.env, argv })
+  if (flags.has('--print-config')) {
+    console.log(printConfig(config, sources))
+    return
+  }
+  // Pretty logs when asked for, or by default on a terminal (never under pm2, whose output is a pipe).
+  const pretty = sources.logPretty === 'default' ? process.stdout.isTTY === true : config.logPretty
+  const app = await buildApp(config, { logger: consoleLogger(config, pretty) })
   await app.listen({ port: config.httpPort, host: config.host })
   const mqtt = await app.broker.listenTcp(config.mqttPort, config.host)
   const http = app.server.address()
   const httpPort = typeof http === 'object' && http !== null ? http.port : config.httpPort
   const tls = config.tlsCertFile !== ''
-  app.log.info(`RealTime-Web gateway ready: ${tls ? 'https' : 'http'}://${config.host}:${httpPort} (REST /api, MQTT over WebSocket ${config.wsPath}), ${tls ? 'mqtts' : 'mqtt'}://${config.host}:${mqtt.port}`)
+  app.log.info(`RealTime-Web gateway ready: ${tls ? 'https' : 'http'}://${config.host}:${httpPort} (REST /api, MQTT over WebSocket ${config.wsPath}, dashboard /dashboard, API docs /docs), ${tls ? 'mqtts' : 'mqtt'}://${config.host}:${mqtt.port}`)
 
   let stopping = false
   const stop = (signal: string): void => {
@@ -35,7 +45,16 @@ async function main (): Promise<void> {
 }
 
 main().catch(err => {
-  if (err instanceof ConfigError) console.error(`${err.code}: ${err.message}`)
-  else console.error(err)
+  if (err instanceof ConfigError) {
+    console.error(`${err.code}: ${err.message}`)
+    process.exit(EXIT_CONFIG)
+  }
+  const code = (err as NodeJS.ErrnoException).code
+  if (code === 'EADDRINUSE' || code === 'EACCES') {
+    const e = err as NodeJS.ErrnoException & { address?: string, port?: number }
+    console.error(`RTW_PORT_IN_USE: cannot listen on ${e.address ?? '?'}:${e.port ?? '?'} (${code}): another gateway or program holds it; choose other ports with RTW_HTTP_PORT and RTW_MQTT_PORT`)
+    process.exit(EXIT_CONFIG)
+  }
+  console.error(err)
   process.exit(1)
 })

@@ -8,7 +8,7 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { gzipSync } from 'node:zlib'
+import { brotliCompressSync, constants, gzipSync } from 'node:zlib'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const out = join(here, 'dist', 'realtime-web.js')
@@ -33,6 +33,12 @@ writeFileSync(join(here, 'dist', 'realtime-web.d.ts'), "export * from './types/i
 
 const code = readFileSync(out)
 const kb = n => (n / 1024).toFixed(1) + ' KB'
+// Precompressed once here, so the gateway sends these bytes as they are (@fastify/static's preCompressed).
+for (const file of [out, out + '.map']) {
+  const bytes = readFileSync(file)
+  writeFileSync(file + '.gz', gzipSync(bytes, { level: 9 }))
+  writeFileSync(file + '.br', brotliCompressSync(bytes, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } }))
+}
 console.log(`web-client: ${out.slice(here.length - 'web-client'.length)} ${kb(code.length)} minified, ${kb(gzipSync(code, { level: 9 }).length)} gzipped`)
 
 if (process.argv.includes('--sizes')) {

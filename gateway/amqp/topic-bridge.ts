@@ -27,6 +27,12 @@ export interface MqttSide {
 export interface TopicBridgeOptions {
   exchange: string
   nodeId: string
+  /**
+   * The cluster this node belongs to (docs/CLUSTER.md §5): its nodes then
+   * mirror out as one origin and share one bridge-in queue, so a message
+   * crosses once, not once per node.
+   */
+  clusterId?: string
   /** MQTT filters mirrored out; empty: nothing is. */
   outFilters: string[]
   /** MQTT filters delivered in; empty: nothing is. */
@@ -70,7 +76,11 @@ export class TopicBridge {
     private readonly opts: TopicBridgeOptions
   ) {
     this.matchAll = opts.outFilters.includes('#')
+    this.origin = opts.clusterId ?? opts.nodeId
   }
+
+  /** Who x-rtw-origin names: this node, or its whole cluster. */
+  private readonly origin: string
 
   get mirrorsOut (): boolean {
     return this.opts.outFilters.length > 0
@@ -81,7 +91,7 @@ export class TopicBridge {
     if (this.opts.exchange.startsWith('amq.')) await ch.checkExchange(this.opts.exchange)
     else await ch.assertExchange(this.opts.exchange, 'topic', { durable: true })
     if (this.opts.inFilters.length === 0) return
-    const queue = await declareBridgeQueue(ch, this.opts.nodeId)
+    const queue = await declareBridgeQueue(ch, this.origin, this.opts.clusterId !== undefined)
     for (const f of this.opts.inFilters) await ch.bindQueue(queue, this.opts.exchange, mqttFilterToBindingKey(f) as string)
     await ch.prefetch(256)
     await ch.consume(queue, msg => this.onAmqpMessage(ch, msg), { noAck: false })
@@ -98,7 +108,7 @@ export class TopicBridge {
       this.counters.outSkippedDown++
       return
     }
-    const headers: Record<string, unknown> = { [ORIGIN_HEADER]: this.opts.nodeId, [MQTT_QOS_HEADER]: qos }
+    const headers: Record<string, unknown> = { [ORIGIN_HEADER]: this.origin, [MQTT_QOS_HEADER]: qos }
     if (retain) headers[MQTT_RETAIN_HEADER] = true
     this.conn.publish(this.opts.exchange, mqttToRoutingKey(topic), payload, { persistent: qos > 0, headers }, err => {
       if (err === null) this.counters.out++
@@ -112,7 +122,8 @@ export class TopicBridge {
       return
     }
     const headers = msg.properties.headers ?? {}
-    if (headers[ORIGIN_HEADER] === this.opts.nodeId) {
+    // Mirrored out by this node (or, in a cluster, any of its nodes): its MQTT subscribers had it already.
+    if (headers[ORIGIN_HEADER] === this.origin) {
       this.counters.inOwnEcho++
       ackSafely(ch, msg)
       return

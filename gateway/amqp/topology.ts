@@ -27,9 +27,13 @@ export function replyQueueName (nodeId: string): string {
   return `rtw.reply.${nodeId}`
 }
 
-/** A gateway node's queue for AMQP→MQTT bridge traffic. */
-export function bridgeQueueName (nodeId: string): string {
-  return `rtw.mqtt.${nodeId}`
+/**
+ * The queue for AMQP→MQTT bridge traffic: a node's own, or in a cluster one
+ * that its nodes share, so that each message is delivered into MQTT once
+ * (it reaches every node's subscribers through Redis) rather than once per node.
+ */
+export function bridgeQueueName (owner: string, shared = false): string {
+  return shared ? `rtw.mqtt.cluster.${owner}` : `rtw.mqtt.${owner}`
 }
 
 export async function declareDeadLetter (ch: Channel): Promise<void> {
@@ -63,10 +67,11 @@ export async function declareReplyQueue (ch: Channel, nodeId: string, idleMs: nu
  * Live traffic only, like MQTT QoS 0 subscriptions of a clean session: exclusive
  * to the connection and bounded, so a stalled gateway cannot fill RabbitMQ.
  */
-export async function declareBridgeQueue (ch: Channel, nodeId: string): Promise<string> {
-  const name = bridgeQueueName(nodeId)
+export async function declareBridgeQueue (ch: Channel, owner: string, shared = false): Promise<string> {
+  const name = bridgeQueueName(owner, shared)
   await ch.assertQueue(name, {
-    exclusive: true,
+    // Shared: every node of the cluster consumes it, each message going to one of them; gone with the last.
+    exclusive: !shared,
     autoDelete: true,
     durable: false,
     arguments: { 'x-max-length': 100_000, 'x-overflow': 'drop-head', 'x-dead-letter-exchange': DEAD_LETTER_EXCHANGE }

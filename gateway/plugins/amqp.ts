@@ -76,6 +76,7 @@ async function amqpPlugin (app: FastifyInstance): Promise<void> {
   const topicBridge = new TopicBridge(conn, broker, {
     exchange: config.amqpExchange,
     nodeId,
+    ...(app.cluster === null ? {} : { clusterId: app.cluster.clusterId }),
     outFilters: out.filters,
     inFilters: inbound.filters,
     maxMessageBytes: config.maxPacketSize,

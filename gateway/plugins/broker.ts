@@ -3,6 +3,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { createBroker, type Broker, type Stage } from '../../broker/broker.js'
+import { levelBackends, levelDir, memoryBackends, redisBackends, type BrokerBackends } from '../../broker/backends.js'
 import { Bridge } from '../../core/bridge.js'
 import { LogLimiter } from '../log-limit.js'
 import { configFiles } from '../config-files.js'
@@ -22,10 +23,18 @@ declare module 'fastify' {
 
 async function brokerPlugin (app: FastifyInstance): Promise<void> {
   const config = app.config
+  const cluster = app.cluster
   const limited = new LogLimiter(app.log)
+  // Redis for a cluster; else LevelDB on disk with dataDir; else memory (docs/CLUSTER.md).
+  const backends: BrokerBackends = cluster !== null
+    ? redisBackends(cluster.link)
+    : config.dataDir !== '' ? await levelBackends(levelDir(config.dataDir)) : memoryBackends()
   const broker = await createBroker({
     topicLimits: { maxTopicLength: config.maxTopicLength, maxTopicLevels: config.maxTopicLevels },
     tls: configFiles(config).tls,
+    persistence: backends.persistence,
+    mq: backends.mq,
+    ackAfterStore: backends.durable,
     onRefused: (client, what) => limited.warn('refused', `client ${client?.id ?? '?'} refused: ${what}`)
   })
   const bridge = new Bridge({
@@ -34,8 +43,10 @@ async function brokerPlugin (app: FastifyInstance): Promise<void> {
     defaultTimeoutMs: config.requestTimeoutMs,
     maxTimeoutMs: config.maxTimeoutMs,
     maxInFlightPerOwner: config.maxInFlightPerClient,
-    forwardCredentials: new Set(listOf(config.forwardCredentials))
-  }, broker, broker.subscriptions)
+    forwardCredentials: new Set(listOf(config.forwardCredentials)),
+    ...(cluster === null ? {} : { nodeId: cluster.id })
+  }, broker, broker.subscriptions, cluster ?? undefined)
+  await cluster?.start(broker.subscriptions, (topic, payload) => bridge.handleForwardedReply(topic, payload))
 
   bridge.onDrop = (reason, detail) => limited.warn(`reply-${reason}`, `dropped (${reason}): ${detail}`)
   app.stages.bridge = {
@@ -68,11 +79,18 @@ async function brokerPlugin (app: FastifyInstance): Promise<void> {
     if ((err as { alreadyLogged?: boolean }).alreadyLogged !== true) limited.warn('client-error', `client ${client.id}: ${err.message}`)
   })
   broker.aedes.on('connectionError', (_client, err) => limited.warn('connection-error', `connection: ${err.message}`))
+  // The broker's own failures (a will or an offline queue its store could not
+  // take, e.g. while Redis is away) are logged, not thrown: the node keeps serving.
+  ;(broker.aedes as unknown as NodeJS.EventEmitter).on('error', (err: Error) => limited.warn('broker-error', `broker: ${err.message}`))
 
   app.decorate('broker', broker)
   app.decorate('bridge', bridge)
   app.addHook('onClose', async () => {
+    // Leave first, so the other nodes stop counting this node's responders.
+    await cluster?.leave()
     await broker.close()
+    await backends.close()
+    await cluster?.link.close()
   })
 }
 

@@ -1,31 +1,27 @@
-// The demo page and the browser client bundle, served from disk:
-//   GET /                 web-client/demo/index.html
-//   GET /demo/<file>      the page's CSS, script and images
-//   GET /client/<file>    web-client/dist/ (realtime-web.js, its source map and .d.ts)
+// Pages and files, served from disk by @fastify/static:
+//   GET /demo/…            web-client/demo/ (the demo page; also at / when no staticDir is set)
+//   GET /dashboard, /dashboard/…   web-client/dashboard/ (the live dashboard)
+//   GET /client/…          web-client/dist/ (realtime-web.js, its source map and .d.ts)
+//   GET /…                 staticDir, the user's own files, when configured
 // Files are not content-hashed, so every response carries an ETag and
-// `Cache-Control: no-cache`: browsers revalidate and get a 304 when nothing changed.
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+// `Cache-Control: no-cache`: browsers revalidate and get a 304 when nothing
+// changed. The bundle is sent as the .br or .gz file the build wrote beside
+// it; other text is compressed on the fly. Only the routes of this plugin pay
+// for compression: it is registered in this plugin's own scope, not on /api.
+import type { FastifyInstance } from 'fastify'
+import type { SetHeadersResponse } from '@fastify/static'
+import fastifyStatic from '@fastify/static'
+import compress from '@fastify/compress'
 import { existsSync } from 'node:fs'
-import { readFile, stat } from 'node:fs/promises'
-import { dirname, extname, join } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { errorBody } from '../../core/errors.js'
 
-const TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.map': 'application/json; charset=utf-8',
-  '.ts': 'text/plain; charset=utf-8',
-  '.png': 'image/png',
-  '.svg': 'image/svg+xml'
-}
-
-// The page talks only to its own origin; the client's timers run in a blob: worker.
+// Our pages talk only to their own origin; the client's timers run in a blob: worker.
+// The user's own files (staticDir) get no CSP from us: their inline scripts are theirs.
 const PAGE_CSP = "default-src 'self'; connect-src 'self'; worker-src blob:; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 /** The project root: the nearest ancestor holding web-client/, from source (gateway/plugins) or from dist/gateway/plugins. */
-function findRoot (): string {
+export function projectRoot (): string {
   let dir = dirname(fileURLToPath(import.meta.url))
   for (let i = 0; i < 5; i++) {
     if (existsSync(join(dir, 'web-client', 'demo'))) return dir
@@ -34,38 +30,38 @@ function findRoot (): string {
   return process.cwd()
 }
 
-async function sendFile (req: FastifyRequest, reply: FastifyReply, path: string): Promise<FastifyReply> {
-  const type = TYPES[extname(path)]
-  let info
-  try {
-    info = type === undefined ? undefined : await stat(path)
-  } catch { /* missing: answered 404 below */ }
-  if (info === undefined || !info.isFile()) {
-    const hint = path.includes(join('web-client', 'dist')) ? ': the client bundle is built by `npm run build`' : ''
-    return reply.code(404).send(errorBody('RTW_ROUTE_NOT_FOUND', `No such file ${req.url.split('?')[0]}${hint}`))
-  }
-  const etag = `"${info.size.toString(16)}-${Math.floor(info.mtimeMs).toString(16)}"`
-  reply
-    .header('content-type', type as string)
-    .header('cache-control', 'no-cache')
-    .header('etag', etag)
-    .header('x-content-type-options', 'nosniff')
-  if (type?.startsWith('text/html') === true) reply.header('content-security-policy', PAGE_CSP).header('referrer-policy', 'no-referrer')
-  if (req.headers['if-none-match'] === etag) return reply.code(304).send()
-  return reply.send(await readFile(path))
+function revalidate (res: SetHeadersResponse): void {
+  res.setHeader('cache-control', 'no-cache')
+  res.setHeader('x-content-type-options', 'nosniff')
 }
 
-// One path level of letters, digits, ".", "_" and "-", not starting with ".": no traversal.
-const FILE_RE = /^[A-Za-z0-9_-][A-Za-z0-9._-]*$/
+function ownPage (res: SetHeadersResponse, path: string): void {
+  revalidate(res)
+  if (path.endsWith('.html')) {
+    res.setHeader('content-security-policy', PAGE_CSP)
+    res.setHeader('referrer-policy', 'no-referrer')
+  }
+}
 
 export default async function staticPlugin (app: FastifyInstance): Promise<void> {
-  const root = findRoot()
+  const root = projectRoot()
   const demo = join(root, 'web-client', 'demo')
-  const dist = join(root, 'web-client', 'dist')
+  const dashboard = join(root, 'web-client', 'dashboard')
+  const common = { decorateReply: false, cacheControl: false, etag: true, lastModified: true, setHeaders: ownPage } as const
 
-  app.get('/', (req, reply) => sendFile(req, reply, join(demo, 'index.html')))
-  app.get<{ Params: { file: string } }>('/demo/:file', (req, reply) =>
-    FILE_RE.test(req.params.file) ? sendFile(req, reply, join(demo, req.params.file)) : reply.callNotFound())
-  app.get<{ Params: { file: string } }>('/client/:file', (req, reply) =>
-    FILE_RE.test(req.params.file) ? sendFile(req, reply, join(dist, req.params.file)) : reply.callNotFound())
+  await app.register(compress, { global: true, encodings: ['br', 'gzip'], threshold: 1024 })
+  // The one registration that adds reply.sendFile (for `/` below).
+  await app.register(fastifyStatic, { ...common, decorateReply: true, root: join(root, 'web-client', 'dist'), prefix: '/client/', preCompressed: true, index: false })
+  await app.register(fastifyStatic, { ...common, root: demo, prefix: '/demo/' })
+  await app.register(fastifyStatic, { ...common, root: dashboard, prefix: '/dashboard/' })
+  // The pages themselves also without the trailing slash; their assets use absolute paths.
+  app.get('/demo', (_req, reply) => reply.sendFile('index.html', demo))
+  app.get('/dashboard', (_req, reply) => reply.sendFile('index.html', dashboard))
+
+  const own = app.config.staticDir
+  if (own !== '') {
+    await app.register(fastifyStatic, { ...common, root: resolve(own), prefix: '/', setHeaders: revalidate })
+  } else {
+    app.get('/', (_req, reply) => reply.sendFile('index.html', demo))
+  }
 }

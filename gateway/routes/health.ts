@@ -10,6 +10,8 @@ export default async function healthRoutes (app: FastifyInstance): Promise<void>
     const checks: Record<string, string> = { broker: app.broker.aedes.closed ? 'closed' : 'ok' }
     // RabbitMQ, when configured: while it is away the gateway is degraded (queued services answer 503).
     if (app.amqp !== null) checks.amqp = app.amqp.conn.up ? 'ok' : app.amqp.conn.state
+    // Redis, in a cluster: while it is away the node serves its own clients only (docs/CLUSTER.md).
+    if (app.cluster !== null) checks.redis = app.cluster.link.state
     // The gateway's state store (plugins/state.ts), when it is a server: idempotent calls need it [P-13.9].
     if (app.state.kind === 'redis') checks.state = app.state.healthy ? 'ok' : 'unreachable'
     const degraded = Object.values(checks).some(c => c !== 'ok')
@@ -17,21 +19,30 @@ export default async function healthRoutes (app: FastifyInstance): Promise<void>
     return { status: draining ? 'draining' : degraded ? 'degraded' : 'ready', checks }
   })
 
+  // The same numbers as /metrics and $SYS, read from the one Metrics object (gateway/metrics/registry.ts).
   app.get('/stats', async () => {
     const c = app.bridge.correlator
+    const m = app.metrics
     return {
-      inFlight: c.size,
+      inFlight: m.inFlight(),
       settled: c.settledCount,
       timedOut: c.timedOutCount,
       cancelled: c.cancelledCount,
       dropped: c.dropped,
       clients: app.broker.aedes.connectedClients,
+      connections: m.connections(),
+      subscriptions: m.subscriptions(),
+      messages: m.messages(),
+      // Every dropped message by reason: the reply drops above, and what the limits dropped.
+      messagesDropped: m.dropped(),
+      requests: await m.requestCounts(),
       // What the MQTT limits refused or dropped (README "Limits").
       limits: app.limits.counters,
       // GET /events streams (PROTOCOL.md §15): open now, and what was refused or closed.
       sse: { open: app.sse.open(), ...app.sse.counters },
       idempotency: { ...app.idempotency.counters, store: app.state.kind, ...app.idempotency.kv.stats() },
-      ...(app.amqp === null ? {} : { amqp: app.amqp.stats() })
+      ...(app.amqp === null ? {} : { amqp: app.amqp.stats() }),
+      ...(app.cluster === null ? {} : { cluster: app.cluster.stats() })
     }
   })
 }

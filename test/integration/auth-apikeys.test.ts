@@ -254,7 +254,7 @@ describe('API key file validation at start-up', () => {
     const result = await run(process.execPath, ['dist/gateway/main.js', '--api-keys-file', bad], {
       ...process.env, RTW_HTTP_PORT: '0', RTW_MQTT_PORT: '0', RTW_JWT_SECRET: '', RTW_API_KEYS_FILE: ''
     })
-    expect(result.code).toBe(1)
+    expect(result.code).toBe(78) // EX_CONFIG: pm2 does not restart into it
     expect(result.out).toMatch(/RTW_CONFIG_INVALID: apiKeysFile .*keys\[0\]\.key is too short: 31 characters/)
   })
 })

@@ -127,7 +127,7 @@ describe('safe defaults', () => {
       execFile(process.execPath, ['dist/gateway/main.js'], { env: { ...process.env, RTW_HOST: '0.0.0.0', RTW_HTTP_PORT: '0', RTW_MQTT_PORT: '0', RTW_JWT_SECRET: '' }, timeout: 20_000 },
         (err, stdout, stderr) => resolve({ code: err === null ? 0 : (err as { code?: number }).code ?? null, out: stdout + stderr }))
     })
-    expect(result.code).toBe(1)
+    expect(result.code).toBe(78) // EX_CONFIG: pm2 does not restart into it
     expect(result.out).toMatch(/RTW_CONFIG_INVALID: refusing to listen on 0\.0\.0\.0 without auth/)
   })
 })

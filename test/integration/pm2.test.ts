@@ -1,7 +1,10 @@
-// `npx pm2-runtime start ecosystem.config.js`, as `npm start` runs it: the
-// gateway and the echo server come up on the ports RTW_* name, REST echo
-// works, and Ctrl-C or SIGTERM stops both after they drain.
-import { mkdtempSync, rmSync } from 'node:fs'
+// `npm start` (gateway/cli/start.ts around pm2-runtime and ecosystem.config.js),
+// run for real: the gateway and the echo server come up on the ports RTW_*
+// name; two starts coexist without sharing a pm2 daemon or its environment; a
+// start on ports in use, or with a bad config, says so and exits non-zero at
+// once; Ctrl-C during traffic drains before the echo server stops, without pm2
+// noise, and leaves nothing running. pm2-runtime alone still runs the file.
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -10,90 +13,177 @@ import { freePort, isListening } from '../helpers/ports.js'
 import { startProcess, type TestProcess } from '../helpers/processes.js'
 import { waitFor } from '../helpers/wait.js'
 import { restContract } from '../helpers/contract.js'
+import { pm2Home } from '../../gateway/cli/pm2-home.js'
 
-interface Started { proc: TestProcess, httpUrl: string, httpPort: number, mqttPort: number }
+const ROOT = new URL('../../', import.meta.url).pathname
 
-describe('pm2-runtime with ecosystem.config.js', () => {
-  // A private PM2_HOME, so this run never touches a developer's own pm2 daemon.
-  const pm2Home = mkdtempSync(join(tmpdir(), 'rtw-pm2-'))
+interface Started { proc: TestProcess, httpUrl: string, httpPort: number, mqttPort: number, home: string }
 
-  afterAll(() => {
-    rmSync(pm2Home, { recursive: true, force: true })
+function alive (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** Every pid pm2 recorded for this start: its daemon and each app. */
+function pidsOf (home: string): number[] {
+  const files = [join(home, 'pm2.pid'), ...(existsSync(join(home, 'pids')) ? readdirSync(join(home, 'pids')).map(f => join(home, 'pids', f)) : [])]
+  return files.filter(f => existsSync(f)).map(f => Number(readFileSync(f, 'utf8').trim())).filter(p => p > 0)
+}
+
+async function echoes (httpUrl: string, query = ''): Promise<Response> {
+  return await fetch(`${httpUrl}/api/echo/ready${query}`, { method: 'POST', body: 'ping', headers: { 'content-type': 'text/plain' } })
+}
+
+/** `npm start` as a person runs it (the build is already done, so its prestart is skipped). */
+async function npmStart (env: Record<string, string> = {}, ports?: { httpPort: number, mqttPort: number }): Promise<Started> {
+  const httpPort = ports?.httpPort ?? await freePort()
+  const mqttPort = ports?.mqttPort ?? await freePort()
+  const proc = startProcess('npm', ['start', '--ignore-scripts'], {
+    env: { RTW_HOST: '127.0.0.1', RTW_HTTP_PORT: String(httpPort), RTW_MQTT_PORT: String(mqttPort), RTW_SHUTDOWN_GRACE_MS: '5000', ...env }
+  })
+  const httpUrl = `http://127.0.0.1:${httpPort}`
+  const home = pm2Home(ROOT, { host: '127.0.0.1', httpPort })
+  try {
+    // Up once the echo server has subscribed: until then the gateway answers 404, or nothing listens yet.
+    const up = await waitFor(async () => proc.exited !== undefined ? 'exited' : (await echoes(httpUrl)).status === 200 ? 'up' : undefined, { timeoutMs: 30_000, intervalMs: 100, what: 'REST echo through npm start' })
+    if (up === 'exited') throw new Error(`npm start exited: ${JSON.stringify(proc.exited)}`)
+  } catch (err) {
+    await proc.killGroup()
+    throw new Error(`${(err as Error).message}\nnpm start output:\n${proc.output()}`)
+  }
+  return { proc, httpUrl, httpPort, mqttPort, home }
+}
+
+/** Ctrl-C: the terminal sends SIGINT to the whole foreground process group. */
+async function ctrlC (s: Started): Promise<void> {
+  const pids = pidsOf(s.home)
+  expect(pids.length).toBeGreaterThanOrEqual(3)
+  s.proc.signalGroup('SIGINT')
+  const exit = await s.proc.waitForExit(30_000)
+  // npm re-raises the signal its child stopped on, as a shell expects after Ctrl-C.
+  expect(exit.code === 0 || exit.signal === 'SIGINT', JSON.stringify(exit)).toBe(true)
+  expect(await isListening(s.httpPort)).toBe(false)
+  expect(await isListening(s.mqttPort)).toBe(false)
+  await waitFor(() => pids.every(p => !alive(p)), { timeoutMs: 10_000, what: `every process of the start to be gone (${pids.join(', ')})` })
+}
+
+describe('npm start', () => {
+  let a: Started
+  beforeAll(async () => {
+    a = await npmStart({ RTW_MAX_TIMEOUT_MS: '20000' })
+  })
+  afterAll(async () => {
+    await a?.proc.killGroup()
+    if (a !== undefined) rmSync(a.home, { recursive: true, force: true })
   })
 
-  async function start (command: string, args: string[]): Promise<Started> {
-    const httpPort = await freePort()
-    const mqttPort = await freePort()
-    const proc = startProcess(command, args, {
-      env: {
-        PM2_HOME: pm2Home,
-        RTW_HOST: '127.0.0.1',
-        RTW_HTTP_PORT: String(httpPort),
-        RTW_MQTT_PORT: String(mqttPort),
-        RTW_SHUTDOWN_GRACE_MS: '2000'
-      }
-    })
-    const httpUrl = `http://127.0.0.1:${httpPort}`
+  // The same contract the in-process gateway passes, against the pm2-run pair.
+  restContract(() => ({ httpUrl: a.httpUrl, httpPort: a.httpPort, mqttUrl: `mqtt://127.0.0.1:${a.mqttPort}` }))
+
+  it('serves MQTT on RTW_MQTT_PORT: POST /publish reaches a subscriber there', async () => {
+    const client = await connectClient(`mqtt://127.0.0.1:${a.mqttPort}`)
     try {
-      // Up once the echo server has subscribed: until then the gateway answers 404, or nothing listens yet.
-      const first = await waitFor(async () => {
-        const res = await fetch(`${httpUrl}/api/echo/ready?timeout=5`, { method: 'POST', body: 'ping', headers: { 'content-type': 'text/plain' } })
-        return res.status === 200 ? res : undefined
-      }, { timeoutMs: 30_000, intervalMs: 100, what: 'REST echo through pm2' })
-      expect(await first.text()).toBe('ping')
-    } catch (err) {
-      await proc.killGroup()
-      throw new Error(`${(err as Error).message}\npm2 output:\n${proc.output()}`)
+      await subscribe(client, 'pm2/check')
+      const got = nextMessage(client)
+      const pub = await fetch(`${a.httpUrl}/publish`, { method: 'POST', body: JSON.stringify({ topic: 'pm2/check', payload: 'hi' }), headers: { 'content-type': 'application/json' } })
+      expect(pub.status).toBe(200)
+      expect((await got).payload.toString()).toBe('hi')
+    } finally {
+      await client.endAsync()
     }
-    return { proc, httpUrl, httpPort, mqttPort }
-  }
+  })
 
-  describe('started with npx pm2-runtime, as npm start does', () => {
-    let started: Started
+  it('runs a second start on other ports beside the first, with its own daemon and environment', async () => {
+    const b = await npmStart()
+    try {
+      expect(b.home).not.toBe(a.home)
+      // a was started with RTW_MAX_TIMEOUT_MS=20000; b must not have inherited it.
+      expect((await echoes(a.httpUrl, '?timeout=25')).status).toBe(400)
+      expect((await echoes(b.httpUrl, '?timeout=25')).status).toBe(200)
+      await ctrlC(b)
+      // Stopping b left a alone.
+      expect((await echoes(a.httpUrl)).status).toBe(200)
+    } finally {
+      await b.proc.killGroup()
+      rmSync(b.home, { recursive: true, force: true })
+    }
+  })
 
-    beforeAll(async () => {
-      started = await start('npx', ['pm2-runtime', 'start', 'ecosystem.config.js'])
-    })
-    afterAll(async () => {
-      await started?.proc.killGroup()
-    })
+  it('refuses a second start on ports in use, says so, exits non-zero, and leaves the first serving', async () => {
+    const sameHttp = startProcess('npm', ['start', '--ignore-scripts'], { env: { RTW_HTTP_PORT: String(a.httpPort), RTW_MQTT_PORT: String(await freePort()) } })
+    const exitHttp = await sameHttp.waitForExit(20_000)
+    expect(exitHttp.code).not.toBe(0)
+    expect(sameHttp.output()).toMatch(/RTW_ALREADY_RUNNING|RTW_PORT_IN_USE/)
 
-    // The same contract the in-process gateway passes, against the pm2-run pair.
-    restContract(() => ({ httpUrl: started.httpUrl, httpPort: started.httpPort, mqttUrl: `mqtt://127.0.0.1:${started.mqttPort}` }))
+    const sameMqtt = startProcess('npm', ['start', '--ignore-scripts'], { env: { RTW_HTTP_PORT: String(await freePort()), RTW_MQTT_PORT: String(a.mqttPort) } })
+    const exitMqtt = await sameMqtt.waitForExit(20_000)
+    expect(exitMqtt.code).not.toBe(0)
+    expect(sameMqtt.output()).toContain(`RTW_PORT_IN_USE: the MQTT port 127.0.0.1:${a.mqttPort} is in use`)
 
-    it('serves MQTT on RTW_MQTT_PORT: POST /publish reaches a subscriber there', async () => {
-      const client = await connectClient(`mqtt://127.0.0.1:${started.mqttPort}`)
-      try {
-        await subscribe(client, 'pm2/check')
-        const got = nextMessage(client)
-        const pub = await fetch(`${started.httpUrl}/publish`, { method: 'POST', body: JSON.stringify({ topic: 'pm2/check', payload: 'hi' }), headers: { 'content-type': 'application/json' } })
-        expect(pub.status).toBe(200)
-        expect((await got).payload.toString()).toBe('hi')
-      } finally {
-        await client.endAsync()
-      }
-    })
+    expect((await echoes(a.httpUrl)).status).toBe(200)
+  })
 
-    it('drains and stops both apps on Ctrl-C', async () => {
-      const { proc, httpPort, mqttPort } = started
-      // Ctrl-C: the terminal sends SIGINT to the whole foreground process group.
-      proc.signalGroup('SIGINT')
-      const exit = await proc.waitForExit(30_000)
-      // npx re-raises the signal its child stopped on, as a shell expects after Ctrl-C.
-      expect(exit.code === 0 || exit.signal === 'SIGINT').toBe(true)
-      const out = proc.output()
+  it('stops at once on a config error, with the message, instead of restarting into it', async () => {
+    const bad = startProcess('npm', ['start', '--ignore-scripts'], { env: { RTW_HTTP_PORT: 'abc' } })
+    const exit = await bad.waitForExit(20_000)
+    expect(exit.code).not.toBe(0)
+    expect(bad.output()).toContain('RTW_CONFIG_INVALID: environment RTW_HTTP_PORT: httpPort must be a whole number (got "abc")')
+    expect(bad.output()).not.toMatch(/pm2|echo-server/i)
+  })
+
+  it('--print-config prints the effective config with sources instead of starting', async () => {
+    const p = startProcess('npm', ['start', '--ignore-scripts', '--', '--print-config', '--body-limit', '777'], { env: { RTW_JWT_SECRET: 'not-to-be-printed' } })
+    expect(await p.waitForExit(20_000)).toEqual({ code: 0, signal: null })
+    expect(p.output()).toMatch(/^bodyLimit +777 +flag --body-limit$/m)
+    expect(p.output()).toMatch(/^jwtSecret +\(redacted\) +env RTW_JWT_SECRET$/m)
+    expect(p.output()).not.toContain('not-to-be-printed')
+  })
+})
+
+describe('Ctrl-C on npm start during traffic', () => {
+  it('answers the calls in flight (the echo server stops after the gateway drained), prints no pm2 kill noise, and leaves nothing running', async () => {
+    // Each echo reply takes 1 s, so every call below is still waiting when Ctrl-C comes.
+    const s = await npmStart({ ECHO_DELAY_MS: '1000' })
+    try {
+      const calls = Array.from({ length: 20 }, () => echoes(s.httpUrl).then(async r => ({ status: r.status, body: await r.text() })))
+      await waitFor(async () => {
+        const m = await (await fetch(`${s.httpUrl}/stats`)).json() as { inFlight: number }
+        return m.inFlight === 20
+      }, { what: 'all 20 calls in flight' })
+      await ctrlC(s)
+      const results = await Promise.all(calls)
+      expect(results).toEqual(Array.from({ length: 20 }, () => ({ status: 200, body: 'ping' })))
+      const out = s.proc.output()
       expect(out).toMatch(/SIGINT: draining/)
       expect(out).toMatch(/App \[rtw-gateway:\d+\] exited with code \[0\]/)
       expect(out).toMatch(/App \[rtw-echo:\d+\] exited with code \[0\]/)
-      expect(out).toMatch(/PM2 successfully stopped/)
-      expect(await isListening(httpPort)).toBe(false)
-      expect(await isListening(mqttPort)).toBe(false)
-    })
+      // The gateway was gone before pm2 stopped the echo server.
+      expect(out.indexOf('App [rtw-gateway')).toBeLessThan(out.indexOf('Stopping app:rtw-echo'))
+      expect(out).not.toMatch(/failed to kill/)
+    } finally {
+      await s.proc.killGroup()
+      rmSync(s.home, { recursive: true, force: true })
+    }
   })
+})
 
-  it('stops both apps and exits 0 when pm2-runtime alone gets SIGTERM (docker stop, systemd)', async () => {
-    const { proc, httpPort, mqttPort } = await start('node_modules/.bin/pm2-runtime', ['start', 'ecosystem.config.js'])
+describe('pm2-runtime with ecosystem.config.js, without npm start', () => {
+  // A private PM2_HOME, so this run never touches a developer's own pm2 daemon.
+  const pm2Dir = mkdtempSync(join(tmpdir(), 'rtw-pm2-'))
+  afterAll(() => { rmSync(pm2Dir, { recursive: true, force: true }) })
+
+  it('stops both apps and exits 0 when pm2-runtime gets SIGTERM (docker stop, systemd)', async () => {
+    const httpPort = await freePort()
+    const mqttPort = await freePort()
+    const proc = startProcess('node_modules/.bin/pm2-runtime', ['start', 'ecosystem.config.js'], {
+      env: { PM2_HOME: pm2Dir, RTW_HOST: '127.0.0.1', RTW_HTTP_PORT: String(httpPort), RTW_MQTT_PORT: String(mqttPort), RTW_SHUTDOWN_GRACE_MS: '2000' }
+    })
     try {
+      await waitFor(async () => (await echoes(`http://127.0.0.1:${httpPort}`)).status === 200, { timeoutMs: 30_000, intervalMs: 100, what: 'REST echo through pm2-runtime' })
       proc.signal('SIGTERM')
       expect(await proc.waitForExit(30_000)).toEqual({ code: 0, signal: null })
       const out = proc.output()

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { CONFIG_FIELDS, ConfigError, configTable, loadConfig, type ConfigKey } from '../../gateway/config.js'
+import { describeConfig, printConfig, redact } from '../../gateway/config-print.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'rtw-config-'))
 afterAll(() => { rmSync(dir, { recursive: true, force: true }) })
@@ -86,7 +87,11 @@ describe('loadConfig', () => {
     ['an unknown log level', { env: { RTW_LOG_LEVEL: 'loud' } }, /logLevel must be one of/],
     ['a boolean that is not true/false', { env: { RTW_ALLOW_ANONYMOUS: 'yes' } }, /allowAnonymous must be true or false/],
     ['an empty host', { argv: ['--host', ''] }, /host must be a non-empty string/],
-    ['an unknown argument', { argv: ['serve'] }, /command line: unknown argument serve/],
+    ['a stray argument', { argv: ['serve'] }, /command line: unexpected argument "serve"/],
+    ['an unknown bare flag', { argv: ['--bogus'] }, /command line: unknown flag --bogus;/],
+    ['a mistyped flag with a value, named rather than its value', { argv: ['--http-prot', '9000'] }, /unknown flag --http-prot \(did you mean --http-port\?\)/],
+    ['a mistyped flag with =', { argv: ['--mqtt-prot=1'] }, /unknown flag --mqtt-prot \(did you mean --mqtt-port\?\)/],
+    ['a staticDir that is not a directory', { env: { RTW_STATIC_DIR: '/nonexistent/rtw' } }, /staticDir \/nonexistent\/rtw is not a directory/],
     ['a flag without its value', { argv: ['--http-port'] }, /--http-port needs a value/],
     ['a default timeout above the maximum', { env: { RTW_REQUEST_TIMEOUT_MS: '5000', RTW_MAX_TIMEOUT_MS: '1000' } }, /requestTimeoutMs \(5000\) is above maxTimeoutMs \(1000\)/],
     ['a WebSocket path without "/"', { env: { RTW_WS_PATH: 'mqtt' } }, /wsPath must start with "\/"/],
@@ -142,5 +147,30 @@ describe('files the config names are read and checked by loadConfig', () => {
     fails(() => loadConfig({ overrides: { jwtPublicKeyFile: file('not a key') } }), /^jwtPublicKeyFile .*: not a PEM public key/)
     fails(() => loadConfig({ overrides: { jwksFile: file('{"nokeys": 1}') } }), /^jwksFile .*: not a JWKS \(no "keys" array\)/)
     fails(() => loadConfig({ overrides: { jwksFile: file('{') } }), /^jwksFile .*: not a JWKS/)
+  })
+})
+
+describe('--print-config', () => {
+  it('names the source of every value: default, file, env, flag', () => {
+    const f = file({ mqttPort: 2001, requestTimeoutMs: 500 })
+    const { config, sources } = loadConfig({ env: { RTW_CONFIG: f, RTW_REQUEST_TIMEOUT_MS: '700', RTW_BODY_LIMIT: '99' }, argv: ['--body-limit', '100'] })
+    const shown = describeConfig(config, sources)
+    expect(shown.host).toEqual({ value: '127.0.0.1', source: 'default' })
+    expect(shown.mqttPort).toEqual({ value: '2001', source: `file ${f}` })
+    expect(shown.requestTimeoutMs).toEqual({ value: '700', source: 'env RTW_REQUEST_TIMEOUT_MS' })
+    expect(shown.bodyLimit).toEqual({ value: '100', source: 'flag --body-limit' })
+    const text = printConfig(config, sources)
+    for (const key of Object.keys(CONFIG_FIELDS)) expect(text).toMatch(new RegExp(`^${key} `, 'm'))
+    expect(text).toMatch(/^bodyLimit +100 +flag --body-limit$/m)
+  })
+
+  it('redacts secrets and URL passwords', () => {
+    const { config, sources } = loadConfig({ env: { RTW_JWT_SECRET: 'hunter2-very-secret', RTW_AMQP_URL: 'amqp://alice:pa55word@rabbit:5672/vh' } })
+    const text = printConfig(config, sources)
+    expect(text).not.toContain('hunter2')
+    expect(text).not.toContain('pa55word')
+    expect(text).toMatch(/^jwtSecret +\(redacted\) +env RTW_JWT_SECRET$/m)
+    expect(text).toContain('amqp://alice:(redacted)@rabbit:5672/vh')
+    expect(redact('amqpBridgeOut', 'a/#,b/#')).toBe('a/#,b/#')
   })
 })

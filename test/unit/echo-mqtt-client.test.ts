@@ -161,6 +161,22 @@ describe('against the embedded broker', () => {
     expect(h.log.some(l => /reconnecting/.test(l))).toBe(true)
   })
 
+  it('given a list of brokers, moves to the next one when its broker goes away', async () => {
+    gw = await startGateway()
+    const other = await startGateway()
+    try {
+      const h = startClient(`${gw.mqttUrl}, ${other.mqttUrl}`)
+      await subscribedOn(gw)
+      expect(other.app.broker.subscriptions.hasMatch('$req/echo/x')).toBe(false)
+      await gw.close()
+      await subscribedOn(other)
+      expect(await (await call(other, 'on the second node')).text()).toBe('on the second node')
+      expect(h.log.some(l => l.includes(`reconnecting to 127.0.0.1:${other.mqttPort}`))).toBe(true)
+    } finally {
+      await other.close()
+    }
+  })
+
   it('retries after a refused CONNACK and connects once the broker accepts it', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'rtw-echo-client-'))
     try {

@@ -1,0 +1,99 @@
+// Where the broker keeps its state and how it routes messages (docs/CLUSTER.md):
+//  - memory: Aedes's defaults, lost with the process (the Mosquitto default);
+//  - dataDir: aedes-persistence-level in <dataDir>/broker, one process, on disk;
+//  - Redis: aedes-persistence-redis for state and mqemitter-redis for routing,
+//    shared by every node of a cluster.
+// Both persistence packages hold retained messages, persistent sessions (their
+// subscriptions and queued and in-flight QoS 1/2 messages) and wills.
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { Level } from 'level'
+import type { Redis } from 'ioredis'
+import MQEmitterRedis from 'mqemitter-redis'
+import aedesPersistenceLevel from 'aedes-persistence-level'
+import aedesPersistenceRedis from 'aedes-persistence-redis'
+
+/** What Aedes is constructed with; undefined parts are Aedes's in-memory defaults. */
+export interface BrokerBackends {
+  kind: 'memory' | 'level' | 'redis'
+  persistence?: unknown
+  mq?: unknown
+  /**
+   * True when a QoS 1 message is stored somewhere that outlives this process:
+   * the broker then acknowledges it only after it was stored (broker.ts).
+   */
+  durable: boolean
+  /** Closes what Aedes does not: the LevelDB. Call after the broker closed. */
+  close: () => Promise<void>
+}
+
+/** The three Redis connections a clustered broker uses; the caller owns them. */
+export interface BrokerRedis {
+  /** Commands: retained messages, sessions, wills. */
+  db: Redis
+  /** Publishes of routed messages. */
+  pub: Redis
+  /** Pattern subscriptions of routed messages (subscriber mode). */
+  sub: Redis
+}
+
+export function memoryBackends (): BrokerBackends {
+  return { kind: 'memory', durable: false, close: async () => {} }
+}
+
+/** One process's state in <dir> (LevelDB allows one opener per directory: a second process fails here). */
+export async function levelBackends (dir: string): Promise<BrokerBackends> {
+  mkdirSync(dir, { recursive: true })
+  const db = new Level<string | Buffer, Buffer>(dir, { keyEncoding: 'utf8', valueEncoding: 'buffer' })
+  try {
+    await db.open()
+  } catch (err) {
+    const cause = (err as { cause?: Error }).cause
+    throw new Error(`broker state in ${dir}: cannot open it (${cause?.message ?? (err as Error).message}); is another gateway using this dataDir?`)
+  }
+  return {
+    kind: 'level',
+    persistence: aedesPersistenceLevel(db as never),
+    durable: true,
+    async close () {
+      if (db.status === 'open') await db.close()
+    }
+  }
+}
+
+export function levelDir (dataDir: string): string {
+  return join(dataDir, 'broker')
+}
+
+/**
+ * The cluster's shared state and routing. While the publishing connection is
+ * down, messages are routed to this node's own subscribers only: the other
+ * nodes cannot be reached anyway, and this node's clients keep talking to each
+ * other (docs/CLUSTER.md, "Redis down").
+ */
+export function redisBackends (redis: BrokerRedis): BrokerBackends {
+  const mq = MQEmitterRedis({ pubConn: redis.pub, subConn: redis.sub }) as unknown as LocalEmit & { emit: LocalEmit['_emit'] }
+  // mqemitter-redis keeps MQEmitter's own, local emit as _emit (mqemitter-redis.js).
+  if (typeof mq._emit !== 'function') throw new Error('mqemitter-redis has no _emit: this version is not supported')
+  // Its connection errors are the link's, already logged by its owner (gateway/cluster/redis-link.ts);
+  // an 'error' event with no listener would end the process.
+  mq.state.on('error', () => {})
+  const viaRedis = mq.emit.bind(mq)
+  const local = mq._emit.bind(mq)
+  mq.emit = (msg, done) => {
+    if (redis.pub.status === 'ready') viaRedis(msg, done)
+    else local(msg, done)
+  }
+  return {
+    kind: 'redis',
+    persistence: aedesPersistenceRedis({ conn: redis.db }),
+    mq,
+    durable: true,
+    close: async () => {}
+  }
+}
+
+interface LocalEmit {
+  _emit: (msg: { topic: string }, done?: (err?: Error) => void) => void
+  state: { on: (event: 'error', fn: (err: Error) => void) => void }
+}

@@ -1,0 +1,111 @@
+// The node's connections to the cluster's Redis (docs/CLUSTER.md): one for
+// commands, one for publishing and two in subscriber mode (the broker's routing,
+// and the cluster's own channels). Each reconnects on its own with exponential
+// backoff and jitter; the link is up only while all of them are ready.
+import { EventEmitter } from 'node:events'
+import { Redis, type RedisOptions } from 'ioredis'
+
+export type LinkName = 'db' | 'pub' | 'sub' | 'cluster'
+
+export interface RedisLinkOptions {
+  url: string
+  /** Longest wait between reconnect attempts. */
+  reconnectMaxMs?: number
+  onError?: (name: LinkName, err: Error) => void
+}
+
+/** Backoff from 100 ms doubling up to maxMs, with up to 25% jitter so nodes do not reconnect in step. */
+export function reconnectDelay (attempt: number, maxMs: number, random = Math.random): number {
+  const base = Math.min(maxMs, 100 * 2 ** Math.min(attempt - 1, 20))
+  return Math.round(base * (0.75 + random() * 0.25))
+}
+
+export class RedisLink extends EventEmitter<{ up: [], down: [] }> {
+  readonly db: Redis
+  readonly pub: Redis
+  readonly sub: Redis
+  readonly cluster: Redis
+  private wasUp = false
+  private closing = false
+
+  constructor (readonly opts: RedisLinkOptions) {
+    super()
+    const maxMs = opts.reconnectMaxMs ?? 5_000
+    const make = (name: LinkName, extra: RedisOptions = {}): Redis => {
+      const r = new Redis(opts.url, {
+        connectionName: `rtw-${name}`,
+        retryStrategy: attempt => reconnectDelay(attempt, maxMs),
+        // A command made while Redis is away fails after one reconnect attempt
+        // instead of waiting: the caller (Aedes, the cluster) then refuses or
+        // retries, rather than holding a client or a request without a bound.
+        maxRetriesPerRequest: 1,
+        lazyConnect: true,
+        ...extra
+      })
+      r.on('error', (err: Error) => { if (!this.closing) opts.onError?.(name, err) })
+      r.on('ready', () => this.check())
+      r.on('close', () => this.check())
+      return r
+    }
+    this.db = make('db', { enableAutoPipelining: true })
+    this.pub = make('pub', { enableAutoPipelining: true })
+    this.sub = make('sub')
+    this.cluster = make('cluster')
+  }
+
+  private get all (): Redis[] {
+    return [this.db, this.pub, this.sub, this.cluster]
+  }
+
+  /** True while every connection is ready: what /readyz and rtw_redis_up report. */
+  get up (): boolean {
+    return this.all.every(r => r.status === 'ready')
+  }
+
+  /** Per-connection state, for /readyz. */
+  get state (): string {
+    return this.up ? 'ok' : this.all.find(r => r.status !== 'ready')?.status ?? 'down'
+  }
+
+  private check (): void {
+    const up = this.up
+    if (up === this.wasUp || this.closing) return
+    this.wasUp = up
+    this.emit(up ? 'up' : 'down')
+  }
+
+  /** Connects every connection; rejects when Redis cannot be reached within timeoutMs, so a node does not start blind. */
+  async connect (timeoutMs = 10_000): Promise<void> {
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`Redis at ${redactUrl(this.opts.url)} did not answer within ${timeoutMs} ms`)), timeoutMs)
+    })
+    try {
+      await Promise.race([Promise.all(this.all.map(async r => { await r.connect() })), timeout])
+    } catch (err) {
+      await this.close()
+      throw err
+    } finally {
+      clearTimeout(timer)
+    }
+    this.check()
+  }
+
+  async close (): Promise<void> {
+    this.closing = true
+    await Promise.all(this.all.map(async r => {
+      if (r.status === 'end') return
+      try {
+        if (r.status === 'ready') await r.quit()
+        else r.disconnect()
+      } catch {
+        r.disconnect()
+      }
+    }))
+  }
+}
+
+/** The URL without its password, for logs. */
+export function redactUrl (url: string): string {
+  return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@')
+}

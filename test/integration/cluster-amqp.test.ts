@@ -1,0 +1,86 @@
+// The MQTT<->AMQP bridge in a cluster (docs/CLUSTER.md §5): two gateway nodes
+// on one Redis and one RabbitMQ mirror each message exactly once, in both
+// directions, not once per node.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { randomBytes } from 'node:crypto'
+import amqp, { type Channel, type ChannelModel, type ConsumeMessage } from 'amqplib'
+import type { MqttClient } from 'mqtt'
+import { startGateway, type TestGateway } from '../helpers/gateway.js'
+import { connectClient, subscribe } from '../helpers/mqtt.js'
+import { rabbitAvailable, startRabbit, type TestRabbit } from '../helpers/rabbitmq.js'
+import { redisAvailable, startRedis, type TestRedis } from '../helpers/redis.js'
+import { waitFor } from '../helpers/wait.js'
+
+const p = `c${randomBytes(3).toString('hex')}`
+
+describe.skipIf(!rabbitAvailable() || !redisAvailable())('the AMQP bridge of a two-node cluster', () => {
+  let rabbit: TestRabbit
+  let redis: TestRedis
+  let a: TestGateway
+  let b: TestGateway
+  let conn: ChannelModel
+  let ch: Channel
+  const clients: MqttClient[] = []
+
+  const mqttSubscriber = async (gw: TestGateway): Promise<string[]> => {
+    const client = await connectClient(gw.mqttUrl)
+    clients.push(client)
+    const got: string[] = []
+    client.on('message', (_topic, payload) => got.push(payload.toString()))
+    await subscribe(client, `${p}/#`, 1)
+    return got
+  }
+
+  beforeAll(async () => {
+    ;[rabbit, redis] = await Promise.all([startRabbit(), startRedis()])
+    a = await startGateway({ amqpUrl: rabbit.url, redisUrl: redis.url, amqpReconnectMaxMs: 500 })
+    b = await startGateway({ amqpUrl: rabbit.url, redisUrl: redis.url, amqpReconnectMaxMs: 500 })
+    await a.app.amqp?.conn.waitUntilUp(30_000)
+    await b.app.amqp?.conn.waitUntilUp(30_000)
+    conn = await amqp.connect(rabbit.url)
+    ch = await conn.createChannel()
+  }, 90_000)
+  afterAll(async () => {
+    for (const c of clients) c.end(true)
+    await conn?.close()
+    await a?.close()
+    await b?.close()
+    await rabbit?.close()
+    await redis?.close()
+  })
+
+  it('mirrors an MQTT publish on either node to amq.topic once', async () => {
+    const { queue } = await ch.assertQueue('', { exclusive: true })
+    await ch.bindQueue(queue, 'amq.topic', `${p}.#`)
+    const got: ConsumeMessage[] = []
+    await ch.consume(queue, m => { if (m !== null) got.push(m) }, { noAck: true })
+    // Subscribers on both nodes: each node then routes the message to local clients, and must still mirror it only where it was published.
+    await mqttSubscriber(a)
+    await mqttSubscriber(b)
+    const onA = await connectClient(a.mqttUrl)
+    const onB = await connectClient(b.mqttUrl)
+    clients.push(onA, onB)
+    await onA.publishAsync(`${p}/out/1`, 'from A', { qos: 1 })
+    await onB.publishAsync(`${p}/out/2`, 'from B', { qos: 1 })
+    await onA.publishAsync(`${p}/out/end`, 'end', { qos: 1 })
+    await waitFor(() => got.some(m => m.content.toString() === 'end'), { what: 'the last mirrored message' })
+    // Once 'end' (published after the others on the same path) is in, any second copy of them would be too.
+    await waitFor(() => got.filter(m => m.content.toString() !== 'end').length >= 2, { what: 'both messages' })
+    expect(got.map(m => m.content.toString()).sort()).toEqual(['end', 'from A', 'from B'])
+  })
+
+  it('delivers an AMQP message to MQTT subscribers on every node once', async () => {
+    const onA = await mqttSubscriber(a)
+    const onB = await mqttSubscriber(b)
+    // The shared bridge-in queue has a consumer from each node before anything is sent.
+    await waitFor(async () => (await ch.checkQueue(`rtw.mqtt.cluster.${a.app.cluster?.clusterId ?? '?'}`)).consumerCount === 2,
+      { what: 'both nodes consuming the shared bridge queue' })
+    for (let i = 0; i < 10; i++) ch.publish('amq.topic', `${p}.in.${i}`, Buffer.from(`in${i}`))
+    ch.publish('amq.topic', `${p}.in.end`, Buffer.from('in-end'))
+    await waitFor(() => onA.includes('in-end') && onB.includes('in-end'), { what: 'the last message on both nodes' })
+    await waitFor(() => onA.length >= 11 && onB.length >= 11, { what: 'all ten on both nodes' })
+    const expected = [...Array.from({ length: 10 }, (_, i) => `in${i}`), 'in-end'].sort()
+    expect([...onA].sort()).toEqual(expected)
+    expect([...onB].sort()).toEqual(expected)
+  })
+})
