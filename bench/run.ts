@@ -16,6 +16,10 @@
 //                          it when rabbitmq-server is installed, else the row is skipped (bench/scenarios.ts)
 //   BENCH_AMQP_PREFETCH    the gateway-queued row's worker prefetch (default 100)
 //   BENCH_VERBOSE          "1" forwards the children's output
+//   BENCH_BROKER           "0" skips the broker rows: the gateway beside mosquitto (bench/broker-rows.ts)
+//   BENCH_BROKER_ROWS      comma list of broker row ids (default: all but the opt-in ones)
+//   BENCH_HOLD             "1" adds the 50,000 idle WebSocket connections row (BENCH_HOLD_CONNECTIONS)
+//   BENCH_IDLE_CONNECTIONS connections of the idle-memory rows (default 5000)
 //   BENCH_PIN              "1": the server under test on CPU 0, the load generator and helpers on CPU 1 (bench/lib/pin.ts)
 import os from 'node:os'
 import { installCleanup, stopAll } from './lib/children.js'
@@ -26,6 +30,7 @@ import { GATEWAY_OVERRIDES, startGatewayWithEcho } from './lib/gateway.js'
 import { fmtInt, fmtMs, fmtRatio, renderTable } from './lib/table.js'
 import { BODY, DEFAULT_SCENARIOS, HTTP_SCENARIOS, type HttpScenario, type Started } from './scenarios.js'
 import { pin, pinning } from './lib/pin.js'
+import { benchBrokers } from './lib/broker-bench.js'
 
 const TARGET = { scenario: 'gateway', reference: 'bare', connections: 50, minThroughputRatio: 0.5, maxP99Ratio: 3 }
 
@@ -208,8 +213,9 @@ async function main (): Promise<void> {
   const http = names.length === 0 ? { rows: [], failed: false } : await benchHttp()
   reportTarget(http.rows)
   const mqttFailed = process.env.BENCH_MQTT === '0' ? false : await benchMqtt()
+  const brokerFailed = process.env.BENCH_BROKER === '0' ? false : await benchBrokers(rounds)
   await stopAll()
-  if (http.failed || mqttFailed) {
+  if (http.failed || mqttFailed || brokerFailed) {
     console.log('\nSome requests failed (non-2xx, errors or timeouts above): the figures are not clean.')
     process.exitCode = 1
   }

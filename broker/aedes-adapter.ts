@@ -6,7 +6,7 @@ import { Aedes, type AedesOptions, type Client, type PublishPacket, type Subscri
 import { SubscriptionIndex } from '../core/subscriptions.js'
 import { isValidTopicFilter } from '../core/topics.js'
 import { namespaceOf, subscribeAllowed } from '../core/namespaces.js'
-import { checkTopic, connectViolation, textViolation, type TopicLimits } from '../core/conformance.js'
+import { checkTopic, connectViolation, textViolation, TOO_DEEP_FILTER, type TopicLimits } from '../core/conformance.js'
 import { heldFilters } from './internals.js'
 import type { Pipeline } from './pipeline.js'
 import type { Counters } from './counters.js'
@@ -136,6 +136,11 @@ export async function adaptAedes (opts: AdapterOptions): Promise<Adapted> {
       if (!isValidTopicFilter(sub.topic)) {
         report(client, `subscribe: ${JSON.stringify(sub.topic.slice(0, 100))} is not a valid topic filter; disconnected`)
         callback(refuse('invalid topic filter'), null)
+        return
+      }
+      if (sub.topic.startsWith(TOO_DEEP_FILTER)) {
+        report(client, 'subscribe: a filter of more than 100 levels; SUBACK 0x80 [P-12.3]')
+        callback(null, null)
         return
       }
       const bad = checkTopic(sub.topic, topicLimits)

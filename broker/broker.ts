@@ -11,7 +11,8 @@ import type { TopicLimits } from '../core/conformance.js'
 import { adaptAedes } from './aedes-adapter.js'
 import { tcpListener } from './listeners.js'
 import { OwnRequestLane, tapRepliesOf } from './fast-lanes.js'
-import { checkInternals, conformRetainedDelivery, retainedStream } from './internals.js'
+import { beforeEachPacket, checkInternals, conformRetainedDelivery, retainedStream } from './internals.js'
+import { capFilterDepth } from '../core/conformance.js'
 import { compose, type Pipeline, type Stage } from './pipeline.js'
 import { newCounters, type Counters } from './counters.js'
 
@@ -108,7 +109,12 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
     if (conn.destroyed) return
     if (req === undefined) counters.connections.tcp++
     else counters.connections.ws++
-    const client = aedes.handle(conn, req)
+    // Not `req`: Aedes would keep it as client.req for the connection's whole
+    // life (headers, raw headers, a stream state: ~1.5 KiB per idle WebSocket),
+    // and no stage reads it after accept.
+    const client = aedes.handle(conn)
+    // [P-12.3] a filter Aedes would close the connection for (over its 100 levels) gets SUBACK 0x80 instead.
+    beforeEachPacket(client, capFilterDepth)
     tapRepliesOf(client, conn, topicLimits, counters, route)
   }
   const handle = (conn: Duplex, req?: IncomingMessage): void => {

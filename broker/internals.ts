@@ -7,6 +7,7 @@
 // silently shutting a lane or losing messages.
 import { Duplex, Transform, type Readable } from 'node:stream'
 import type { Aedes, Client, PublishPacket } from 'aedes'
+import type { Packet } from 'mqtt-packet'
 import { topicMatches } from '../core/topics.js'
 
 /** The private parts of an Aedes client read here (aedes/lib/client.js, handlers/connect.js, handlers/index.js). */
@@ -16,7 +17,7 @@ interface ClientInternals {
   _keepaliveInterval: number
   _keepaliveTimer: NodeJS.Timeout | null
   /** Packets that came before CONNACK, waiting; null once they were handled. */
-  _parser: { _queue: unknown[] | null }
+  _parser: { _queue: unknown[] | null, prependListener: (event: 'packet', fn: (packet: Packet) => void) => unknown }
   /** The client's subscriptions by filter, with their granted QoS. */
   subscriptions: Record<string, { qos: number }>
 }
@@ -45,6 +46,11 @@ export function readyForReplies (client: Client): boolean {
 export function refreshKeepalive (client: Client): void {
   const c = inside(client)
   if (c._keepaliveInterval > 0) c._keepaliveTimer?.refresh()
+}
+
+/** Runs `fn` on each packet the client's parser emits, before Aedes handles it (handlers/index.js). */
+export function beforeEachPacket (client: Client, fn: (packet: Packet) => void): void {
+  inside(client)._parser.prependListener('packet', fn)
 }
 
 /** The filters of a session restored with clean=false: Aedes restores them without a 'subscribe' event. */
@@ -105,6 +111,7 @@ export function checkInternals (aedes: Aedes): string[] {
   expect('client._keepaliveTimer (null before CONNECT)', c._keepaliveTimer === null)
   const parser = c._parser as { _queue?: unknown } | undefined
   expect('client._parser._queue (an array before CONNECT)', Array.isArray(parser?._queue))
+  expect('client._parser.prependListener (an EventEmitter)', typeof (parser as { prependListener?: unknown } | undefined)?.prependListener === 'function')
   // patches/aedes+1.2.0.patch (applied by npm install) fixes the QoS of overlapping subscriptions' copies.
   expect('client.deliverQoS from patches/aedes+1.2.0.patch (run npm install)', typeof c.deliverQoS === 'function' && c.deliverQoS.name === 'deliverQoSGranted')
   expect('client.subscriptions (object)', typeof c.subscriptions === 'object' && c.subscriptions !== null)

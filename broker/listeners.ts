@@ -23,9 +23,10 @@ export function tcpListener (opts: ListenerOptions): Listener {
   let server: Server | undefined
   const sockets = new Set<Socket>()
   // noDelay: PUBACK and reply are back-to-back small writes; Nagle and delayed ACK would stall them.
+  function forget (this: Socket): void { sockets.delete(this) }
   const onSocket = (socket: Socket): void => {
     sockets.add(socket)
-    socket.on('close', () => sockets.delete(socket))
+    socket.once('close', forget)
     batchWrites(socket)
     opts.onConnection(socket)
   }

@@ -116,6 +116,50 @@ export class PacketGuard {
   }
 }
 
+type Read = (this: Duplex, size?: number) => unknown
+
+/** A PacketGuard with what it needs to stop one connection. */
+class ConnectionGuard extends PacketGuard {
+  stopped = false
+  first = true
+  constructor (maxPacketSize: number, readonly read: Read, readonly onViolation: (v: Violation) => void) {
+    super(maxPacketSize)
+  }
+}
+
+const GUARD = Symbol('rtw.guard')
+type Guarded = Duplex & { [GUARD]: ConnectionGuard }
+
+// One function for every connection, its state under GUARD: no closures per idle connection.
+function guardedRead (this: Guarded, size?: number): unknown {
+  const g = this[GUARD]
+  if (g.stopped) return null
+  const chunk: unknown = g.read.call(this, size)
+  if (chunk === null || !(chunk instanceof Uint8Array)) return chunk
+  const v = g.scan(chunk)
+  if (v === null) {
+    if (!g.first) return chunk
+    g.first = false
+    // [MQTT-3.1.2-2] an unsupported Protocol Level gets CONNACK 0x01 before the
+    // close; mqtt-packet would close without it for any level but 3, 4 and 5.
+    const level = connectProtocolLevel(chunk)
+    if (level === undefined || level === 3 || level === 4 || level === 5) return chunk
+    g.stopped = true
+    g.onViolation({ kind: 'protocol-level', level })
+    this.once('finish', destroyThis)
+    this.end(CONNACK_UNACCEPTABLE_PROTOCOL)
+    return null
+  }
+  g.stopped = true
+  g.onViolation(v)
+  this.destroy()
+  return null
+}
+
+function destroyThis (this: Duplex): void {
+  this.destroy()
+}
+
 /**
  * Puts a PacketGuard in front of a connection's reader. Aedes pulls bytes with
  * `conn.read()` on 'readable' (aedes/lib/client.js), so every byte the MQTT
@@ -123,31 +167,6 @@ export class PacketGuard {
  * the connection destroyed and onViolation called once.
  */
 export function guardConnection (conn: Duplex, maxPacketSize: number, onViolation: (v: Violation) => void): void {
-  const guard = new PacketGuard(maxPacketSize)
-  const read = conn.read
-  let stopped = false
-  let first = true
-  conn.read = function guardedRead (this: Duplex, size?: number) {
-    if (stopped) return null
-    const chunk: unknown = read.call(this, size)
-    if (chunk === null || !(chunk instanceof Uint8Array)) return chunk
-    const v = guard.scan(chunk)
-    if (v === null) {
-      if (!first) return chunk
-      first = false
-      // [MQTT-3.1.2-2] an unsupported Protocol Level gets CONNACK 0x01 before the
-      // close; mqtt-packet would close without it for any level but 3, 4 and 5.
-      const level = connectProtocolLevel(chunk)
-      if (level === undefined || level === 3 || level === 4 || level === 5) return chunk
-      stopped = true
-      onViolation({ kind: 'protocol-level', level })
-      this.once('finish', () => this.destroy())
-      this.end(CONNACK_UNACCEPTABLE_PROTOCOL)
-      return null
-    }
-    stopped = true
-    onViolation(v)
-    this.destroy()
-    return null
-  }
+  (conn as Guarded)[GUARD] = new ConnectionGuard(maxPacketSize, conn.read as Read, onViolation)
+  conn.read = guardedRead as Duplex['read']
 }

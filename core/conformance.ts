@@ -57,6 +57,34 @@ interface ConnectFields {
   will?: { topic?: string, qos?: number } | null
 }
 
+// Aedes closes the connection for a SUBSCRIBE or UNSUBSCRIBE filter over its
+// (qlobber's) ceiling of 100 levels, before any hook runs. Such a filter is
+// swapped for a placeholder under this prefix first (one per position, as
+// Aedes merges equal filters), which the broker refuses with SUBACK 0x80 (and
+// which unsubscribes nothing), so the connection stays [P-12.3].
+export const TOO_DEEP_FILTER = '$rtw/filter-over-100-levels/'
+const AEDES_MAX_LEVELS = 100
+
+function levelsOver (filter: string, max: number): boolean {
+  let levels = 1
+  for (let i = 0; i < filter.length; i++) if (filter.charCodeAt(i) === 47 && ++levels > max) return true
+  return false
+}
+
+/** Swaps each over-deep filter of a SUBSCRIBE or UNSUBSCRIBE for TOO_DEEP_FILTER, in place. */
+export function capFilterDepth (packet: { cmd: string, subscriptions?: Array<{ topic: string }>, unsubscriptions?: string[] }): void {
+  if (packet.cmd === 'subscribe' && packet.subscriptions !== undefined) {
+    const subs = packet.subscriptions
+    for (let i = 0; i < subs.length; i++) {
+      const s = subs[i] as { topic: string }
+      if (typeof s.topic === 'string' && levelsOver(s.topic, AEDES_MAX_LEVELS)) s.topic = TOO_DEEP_FILTER + String(i)
+    }
+  } else if (packet.cmd === 'unsubscribe' && packet.unsubscriptions !== undefined) {
+    const u = packet.unsubscriptions
+    for (let i = 0; i < u.length; i++) if (typeof u[i] === 'string' && levelsOver(u[i] as string, AEDES_MAX_LEVELS)) u[i] = TOO_DEEP_FILTER + String(i)
+  }
+}
+
 /** Why a CONNECT must close the connection, or null: ill-formed text in its strings, or a Will Topic no PUBLISH could use. */
 export function connectViolation (packet: ConnectFields, limits: TopicLimits): string | null {
   const id = packet.clientId === undefined ? null : textViolation(packet.clientId)

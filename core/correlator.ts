@@ -9,7 +9,7 @@ export type Outcome =
   | { kind: 'reply', reply: Reply }
   | { kind: 'error', code: ErrorCode, message?: string }
 
-export type DropReason = 'late' | 'duplicate' | 'unknown' | 'retained' | 'undecodable' | 'wrong-service'
+export type DropReason = 'late' | 'duplicate' | 'unknown' | 'retained' | 'undecodable' | 'wrong-service' | 'not-asked'
 
 interface Pending {
   id: string
@@ -94,7 +94,7 @@ export class Correlator {
   private readonly recentTag: Uint32Array
   private readonly recentKind: Uint8Array
   private readonly maxInFlight: number
-  readonly dropped: Record<DropReason, number> = { late: 0, duplicate: 0, unknown: 0, retained: 0, undecodable: 0, 'wrong-service': 0 }
+  readonly dropped: Record<DropReason, number> = { late: 0, duplicate: 0, unknown: 0, retained: 0, undecodable: 0, 'wrong-service': 0, 'not-asked': 0 }
   settledCount = 0
   timedOutCount = 0
   cancelledCount = 0

@@ -7,6 +7,8 @@ export interface GrantClaim {
   subscribe?: string[]
   call?: string[]
   serve?: string[]
+  /** [P-4.8] The MQTT client ids the token may connect with; a trailing `*` matches any rest. Absent: any id. */
+  clientid?: string[] | string
 }
 
 export interface Grants {
@@ -15,6 +17,8 @@ export interface Grants {
   maySubscribe: (filter: string) => boolean
   mayCall: (service: string) => boolean
   mayServe: (service: string) => boolean
+  /** [P-4.8] May connect with this MQTT client id. */
+  mayUseClientId: (clientId: string) => boolean
 }
 
 /** Everything allowed: the anonymous mode used when no auth is configured [P-11.5]. */
@@ -23,7 +27,8 @@ export const ALLOW_ALL: Grants = {
   mayPublish: () => true,
   maySubscribe: () => true,
   mayCall: () => true,
-  mayServe: () => true
+  mayServe: () => true,
+  mayUseClientId: () => true
 }
 
 function strings (v: unknown): string[] {
@@ -87,11 +92,16 @@ export function compileGrants (claim: unknown, subject: string, clientId?: strin
   const subscribe = list('subscribe')
   const call = new Set(list('call'))
   const serve = new Set(list('serve'))
+  // A client id pin may use ${sub} only: ${clientid} in it would match whatever id is used.
+  const pinned = c.clientid !== undefined
+  const ids = (typeof c.clientid === 'string' ? [c.clientid] : strings(c.clientid))
+    .map(g => expand(g, { sub: subject, clientid: undefined })).filter((g): g is string => g !== null)
   return {
     subject,
     mayPublish: topic => publish.some(g => topicMatches(g, topic)),
     maySubscribe: filter => subscribe.some(g => filterCovers(g, filter)),
     mayCall: service => call.has('*') || call.has(service),
-    mayServe: service => serve.has('*') || serve.has(service)
+    mayServe: service => serve.has('*') || serve.has(service),
+    mayUseClientId: clientId => !pinned || ids.some(p => p.endsWith('*') ? clientId.startsWith(p.slice(0, -1)) : clientId === p)
   }
 }

@@ -47,6 +47,13 @@ export function isLoopbackName (name: string): boolean {
     /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(name)
 }
 
+/** A loopback socket address: 127.0.0.0/8, ::1, or either as an IPv4-mapped IPv6 address. */
+export function isLoopbackAddress (address: string | undefined): boolean {
+  if (address === undefined) return false
+  const a = address.startsWith('::ffff:') ? address.slice(7) : address
+  return a === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(a)
+}
+
 /**
  * True when a request with this Host header may be served. No Host at all
  * (HTTP/1.0) is not a browser's request and passes.

@@ -48,3 +48,14 @@ export function formatRetry (ms: number): string {
 
 /** [P-15.4] A heartbeat: a comment line, which EventSource ignores and proxies see as traffic. */
 export const HEARTBEAT = ':\n\n'
+
+/**
+ * [P-15.2] The `rtw-position` event: where the stream stands once the retained
+ * values and the replay were sent (`id:` for EventSource's Last-Event-ID), and,
+ * after a Last-Event-ID, whether the recovery was complete.
+ */
+export function formatMarker (head: Position | undefined, recovered: boolean | undefined): string {
+  const position = head === undefined ? null : formatPosition(head)
+  const data = JSON.stringify(recovered === undefined ? { position } : { position, recovered })
+  return `event: rtw-position\n${position === null ? '' : `id: ${position}\n`}data: ${data}\n\n`
+}

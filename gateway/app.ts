@@ -22,6 +22,9 @@ import sysPlugin from './plugins/sys.js'
 import { LogLimiter } from './log-limit.js'
 import { redactingLogger } from './log-redact.js'
 import limitsPlugin from './plugins/limits.js'
+import sessionsPlugin from './plugins/sessions.js'
+import repliesPlugin from './plugins/replies.js'
+import sysVisibilityPlugin from './plugins/sys-visibility.js'
 import corsPlugin from './plugins/cors.js'
 import hostCheckPlugin from './plugins/host-check.js'
 import { clientErrorHandler } from './client-error.js'
@@ -120,7 +123,9 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   app.setErrorHandler((err: FastifyError, req, reply) => {
     const code = codeFor(err)
     const status = ERRORS[code].status
-    if (status >= 500) req.log.error({ err }, 'request failed')
+    // Error level and a stack only for bugs; an expected condition (a 503 while RabbitMQ is
+    // down, a draining gateway, a client's mistake) is a warning, rate-limited per code.
+    if (code === 'RTW_INTERNAL') req.log.error({ err }, 'request failed')
     else limited.warn(code, `${req.method} ${req.url.slice(0, 200)} -> ${status} ${code}: ${err.message}`)
     const message = err instanceof GatewayError || code === 'RTW_BAD_REQUEST' ? err.message : undefined
     reply.code(status).send(errorBody(code, message))
@@ -137,6 +142,9 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   await app.register(corsPlugin)
   await app.register(authPlugin)
   await app.register(limitsPlugin)
+  await app.register(sessionsPlugin)
+  await app.register(repliesPlugin)
+  await app.register(sysVisibilityPlugin)
   await app.register(websocketPlugin)
   await app.register(statePlugin)
   await app.register(amqpPlugin)

@@ -16,6 +16,10 @@ export interface Child {
 export interface StartOptions {
   env?: Record<string, string>
   execArgv?: string[]
+  /** Arguments after the script. */
+  args?: string[]
+  /** Keep a pipe to the child's stdin open for as long as the bench runs (bench/lib/watchdog.ts). */
+  pipeStdin?: boolean
   /** stopAll stops it after the other children: a worker that must answer what a draining gateway waits for. */
   stopLate?: boolean
 }
@@ -25,9 +29,9 @@ const late = new WeakSet<Child>()
 const verbose = process.env.BENCH_VERBOSE === '1'
 
 export function startNode (name: string, script: string, opts: StartOptions = {}): Child {
-  const proc = spawn(process.execPath, [...(opts.execArgv ?? []), script], {
+  const proc = spawn(process.execPath, [...(opts.execArgv ?? []), script, ...(opts.args ?? [])], {
     env: { ...process.env, ...opts.env },
-    stdio: ['ignore', 'pipe', 'pipe']
+    stdio: [opts.pipeStdin === true ? 'pipe' : 'ignore', 'pipe', 'pipe']
   })
   const lines: string[] = []
   const watchers = new Set<(line: string) => void>()

@@ -4,7 +4,7 @@
 // shows what the WebSocket transport costs.
 import mqtt, { MqttClient } from 'mqtt'
 import { WebSocket } from 'ws'
-import { webSocketDuplex } from '../../broker/ws-stream.js'
+import { webSocketDuplex } from './ws-duplex.js'
 import { LatencyRecorder } from './latency.js'
 
 /**

@@ -63,7 +63,7 @@ export function callQueuedAsync (app: FastifyInstance, call: Call, answer: (id: 
     const statusUrl = RESULT_PATH_PREFIX + handle
     // Stored before the 202, so the handle reads back at once on every node. A
     // store that fails is logged by the store; the request is accepted either way.
-    void results.begin(handle, id, service, call.timeoutMs + PENDING_GRACE_MS).then(() => {
+    void results.begin(handle, id, service, call.timeoutMs, call.timeoutMs + PENDING_GRACE_MS).then(() => {
       answer(id, jsonReply(id, 202, { id, status: 'accepted', statusUrl, topic: resultTopic(handle) },
         { location: statusUrl, 'preference-applied': 'respond-async' }))
     })

@@ -19,6 +19,8 @@ export interface RequestQueueOptions {
   replyQueueIdleMs: number
   /** A rejected reply, for a rate-limited log line. */
   onReject: (reason: ReplyRejection, detail: string) => void
+  /** Offered a reply no waiting request claimed (one for an async request accepted before a restart); true: it was taken. */
+  adopt?: (id: string, payload: Buffer) => Promise<boolean>
 }
 
 export class AmqpRequestQueue implements RequestQueue {
@@ -124,6 +126,10 @@ export class AmqpRequestQueue implements RequestQueue {
       if (result === 'late') this.counters.lateReplies++
       else this.counters.duplicateReplies++
       ackSafely(ch, msg)
+    } else if (this.opts.adopt !== undefined) {
+      this.opts.adopt(id, msg.content).then(
+        taken => { if (taken) ackSafely(ch, msg); else this.reject(ch, msg, 'unknown', `reply id=${id}: no such request`) },
+        () => this.reject(ch, msg, 'unknown', `reply id=${id}: no such request, and the result store could not be read`))
     } else {
       this.reject(ch, msg, 'unknown', `reply id=${id}: no such request`)
     }

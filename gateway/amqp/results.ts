@@ -6,7 +6,7 @@
 // publishing through a callback.
 import { randomBytes } from 'node:crypto'
 import type { Outcome } from '../../core/correlator.js'
-import { encodeCallerReply, type Reply } from '../../core/envelope.js'
+import { decodeReply, encodeCallerReply, type Reply } from '../../core/envelope.js'
 import { ERRORS, errorBody, type ErrorCode } from '../../core/errors.js'
 import type { KvStore } from '../store/store.js'
 
@@ -29,6 +29,7 @@ export interface ResultStoreOptions {
   publish: (topic: string, payload: Buffer, retain: boolean) => void
   /** A write the store refused or failed: the result is then only on $result/<handle>. */
   onError?: (handle: string, err: Error) => void
+  now?: () => number
 }
 
 /** The stored form: short keys, a Buffer body as base64. */
@@ -36,6 +37,8 @@ interface Record {
   id: string
   svc: string
   done: boolean
+  /** While pending: when its caller's timeout passes (ms since the epoch). */
+  dl?: number
   reply?: { status: number, headers: Reply['headers'], body: string, b64?: true }
   error?: { code: ErrorCode, message?: string }
 }
@@ -55,8 +58,12 @@ export function outcomeReply (requestId: string, outcome: Outcome): Reply {
   }
 }
 
-function encode (requestId: string, service: string, outcome: Outcome | undefined): string {
+/** The index entry from a request id to its handle, for a reply that reaches a restarted gateway. */
+const BY_ID = 'req:'
+
+function encode (requestId: string, service: string, outcome: Outcome | undefined, deadline?: number): string {
   const rec: Record = { id: requestId, svc: service, done: outcome !== undefined }
+  if (deadline !== undefined) rec.dl = deadline
   if (outcome?.kind === 'reply') {
     const r = outcome.reply
     rec.reply = typeof r.body === 'string'
@@ -68,8 +75,10 @@ function encode (requestId: string, service: string, outcome: Outcome | undefine
   return JSON.stringify(rec)
 }
 
-function decode (handle: string, raw: string): StoredResult {
+function decode (handle: string, raw: string, now: number): StoredResult {
   const rec = JSON.parse(raw) as Record
+  // Pending past its deadline: the process that would have timed it out is gone (a crash), so say what it would have said.
+  if (!rec.done && rec.dl !== undefined && rec.dl <= now) rec.error = { code: 'RTW_REPLY_TIMEOUT' }
   let outcome: Outcome | undefined
   if (rec.reply !== undefined) {
     const r = rec.reply
@@ -77,17 +86,20 @@ function decode (handle: string, raw: string): StoredResult {
   } else if (rec.error !== undefined) {
     outcome = { kind: 'error', ...rec.error }
   }
-  return { handle, requestId: rec.id, service: rec.svc, state: rec.done ? 'done' : 'pending', outcome }
+  return { handle, requestId: rec.id, service: rec.svc, state: outcome === undefined ? 'pending' : 'done', outcome }
 }
 
 export class ResultStore {
-  readonly counters = { accepted: 0, completed: 0, failedWrites: 0 }
+  readonly counters = { accepted: 0, completed: 0, adopted: 0, failedWrites: 0 }
   /** The last write of each handle: a finish never overtakes its begin on a backend that reorders. */
   private readonly writes = new Map<string, Promise<void>>()
 
+  private readonly now: () => number
+
   constructor (private readonly opts: ResultStoreOptions) {
+    this.now = opts.now ?? Date.now
     // A result that leaves the store leaves MQTT too; current subscribers see one empty message.
-    opts.kv.onEvict = handle => opts.publish(resultTopic(handle), Buffer.alloc(0), true)
+    opts.kv.onEvict = handle => { if (!handle.startsWith(BY_ID)) opts.publish(resultTopic(handle), Buffer.alloc(0), true) }
   }
 
   /** An unguessable handle: the status URL and MQTT topic are only known to whoever got the 202. */
@@ -111,11 +123,35 @@ export class ResultStore {
     return next
   }
 
-  /** The request was accepted; until it finishes (or pendingTtlMs passes), reads say "pending". */
-  async begin (handle: string, requestId: string, service: string, pendingTtlMs: number): Promise<void> {
+  /** The request was accepted; until it finishes (or its timeoutMs passes), reads say "pending". */
+  async begin (handle: string, requestId: string, service: string, timeoutMs: number, pendingTtlMs: number): Promise<void> {
     this.counters.accepted++
-    // add, not put: a reply that came before the confirm has already stored the result.
-    await this.queue(handle, async () => await this.opts.kv.add(handle, encode(requestId, service, undefined), pendingTtlMs))
+    const kv = this.opts.kv
+    await this.queue(handle, async () => {
+      // add, not put: a reply that came before the confirm has already stored the result.
+      const added = await kv.add(handle, encode(requestId, service, undefined, this.now() + timeoutMs), pendingTtlMs)
+      if (added === 'stored') await kv.put(BY_ID + requestId, handle, pendingTtlMs)
+      return added
+    })
+  }
+
+  /**
+   * A reply that no waiting request claimed: when it answers a pending result
+   * accepted before this process restarted on the same dataDir (and so the
+   * same reply queue), it finishes that result. Returns false otherwise.
+   */
+  async adopt (requestId: string, payload: Buffer): Promise<boolean> {
+    const handle = await this.opts.kv.get(BY_ID + requestId)
+    if (handle === undefined) return false
+    const entry = await this.get(handle)
+    if (entry === undefined || entry.state !== 'pending') return false
+    const decoded = decodeReply(payload)
+    const outcome: Outcome = decoded.ok
+      ? { kind: 'reply', reply: decoded.reply }
+      : { kind: 'error', code: 'RTW_BAD_REPLY', message: `${ERRORS.RTW_BAD_REPLY.message}: ${decoded.reason}` }
+    await this.finish(handle, requestId, entry.service, outcome)
+    this.counters.adopted++
+    return true
   }
 
   /** Stores the outcome (a reply, or the timeout/failure the caller would have got), then publishes it. */
@@ -128,7 +164,8 @@ export class ResultStore {
 
   /** Throws when the store cannot be reached (Redis down). */
   async get (handle: string): Promise<StoredResult | undefined> {
+    if (handle.startsWith(BY_ID)) return undefined
     const raw = await this.opts.kv.get(handle)
-    return raw === undefined ? undefined : decode(handle, raw)
+    return raw === undefined ? undefined : decode(handle, raw, this.now())
   }
 }

@@ -19,7 +19,7 @@ export interface ApiKey {
 // RFC 6750 b64token: what may follow "Bearer " in a header. Hex, base64 and
 // base64url keys (`openssl rand -hex 32`) all fit; whitespace and non-ASCII would not survive a header.
 const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/
-const GRANT_LISTS = ['publish', 'subscribe', 'call', 'serve'] as const
+const GRANT_LISTS = ['publish', 'subscribe', 'call', 'serve', 'clientid'] as const
 const ENTRY_FIELDS = new Set(['key', 'sub', 'rtw'])
 
 function isObject (v: unknown): v is Record<string, unknown> {

@@ -14,7 +14,8 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer } from 'node:net'
 import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { CONFIG_FIELDS, ConfigError, EXIT_CONFIG, configTable, loadConfig, type Config, type ConfigKey, type Sources } from '../config.js'
 import { printConfig } from '../config-print.js'
 import { projectRoot } from '../plugins/static.js'
@@ -108,12 +109,14 @@ async function main (): Promise<void> {
 
   const runtime = createRequire(import.meta.url).resolve('pm2/bin/pm2-runtime')
   console.log(`npm start: pm2 home ${home} (\`npm run pm2 -- ls\` with the same ports lists its apps)`)
-  const child = spawn(process.execPath, [runtime, 'start', join(root, 'ecosystem.config.js')], {
+  const guard = join(dirname(fileURLToPath(import.meta.url)), 'runtime-guard.js')
+  const child = spawn(process.execPath, [guard, runtime, 'start', join(root, 'ecosystem.config.js')], {
     cwd: root,
     env: appEnv(config, sources, home),
     // A group of its own: Ctrl-C in the terminal reaches only this process (see stop below).
     detached: true,
-    stdio: ['ignore', 'pipe', 'pipe']
+    // stdin is the guard's lifeline: it closes when this process dies, however it dies.
+    stdio: ['pipe', 'pipe', 'pipe']
   })
   supervise(child, home, config)
 }

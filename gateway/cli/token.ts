@@ -11,6 +11,7 @@ const USAGE = `Usage: npm run token -- [options]
   --serve SERVICE     may answer SERVICE's requests (repeatable; "*" = any)
   --publish FILTER    may publish to topics matching FILTER (repeatable; \${sub} and \${clientid} allowed)
   --subscribe FILTER  may subscribe within FILTER (repeatable)
+  --clientid ID       may connect over MQTT only with this client id (repeatable; \${sub} allowed; a trailing * matches any rest)
   --ttl DURATION      lifetime: 30s, 15m, 1h, 7d (default 1h)
   --aud AUD --iss ISS audience and issuer claims
   --secret SECRET     HS256 secret (default: RTW_JWT_SECRET)
@@ -38,7 +39,7 @@ export async function mintToken (argv: string[], env: NodeJS.ProcessEnv): Promis
   const args = parse(argv)
   const one = (k: string): string | undefined => args.get(k)?.at(-1)
   const rtw: GrantClaim = {}
-  for (const k of ['call', 'serve', 'publish', 'subscribe'] as const) {
+  for (const k of ['call', 'serve', 'publish', 'subscribe', 'clientid'] as const) {
     const v = args.get(k)
     if (v !== undefined) rtw[k] = v
   }

@@ -11,6 +11,7 @@ import { LogLimiter } from '../log-limit.js'
 import { AmqpConnection } from '../amqp/connection.js'
 import { AmqpRequestQueue } from '../amqp/request-queue.js'
 import { ResultStore } from '../amqp/results.js'
+import { durableNodeId } from '../amqp/node-id.js'
 import { TopicBridge, parseBridgeFilters } from '../amqp/topic-bridge.js'
 import { declareDeadLetter } from '../amqp/topology.js'
 
@@ -51,7 +52,9 @@ async function amqpPlugin (app: FastifyInstance): Promise<void> {
   const inbound = parseBridgeFilters(config.amqpBridgeIn)
   if (!inbound.ok) throw new ConfigError(`amqpBridgeIn: ${inbound.reason}`)
 
-  const nodeId = randomBytes(9).toString('base64url')
+  // With dataDir the node keeps its id across restarts, and so its durable reply
+  // queue: replies to async requests accepted before a crash still arrive (docs/AMQP.md §4).
+  const nodeId = app.state.kind === 'level' ? await durableNodeId(app.state) : randomBytes(9).toString('base64url')
   const limited = new LogLimiter(app.log)
   const broker = app.broker
   // setup runs only after conn.start(), when queue and topicBridge below exist.
@@ -71,7 +74,8 @@ async function amqpPlugin (app: FastifyInstance): Promise<void> {
     nodeId,
     maxReplyBytes: config.maxPacketSize,
     replyQueueIdleMs: REPLY_QUEUE_IDLE_MS,
-    onReject: (reason, detail) => limited.warn(`amqp-reply-${reason}`, `AMQP reply dead-lettered (${reason}): ${detail}`)
+    onReject: (reason, detail) => limited.warn(`amqp-reply-${reason}`, `AMQP reply dead-lettered (${reason}): ${detail}`),
+    adopt: async (id, payload) => await results.adopt(id, payload)
   })
   const topicBridge = new TopicBridge(conn, broker, {
     exchange: config.amqpExchange,

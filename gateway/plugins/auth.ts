@@ -12,6 +12,7 @@ import { authEnabled, createVerifier, type TokenVerifier } from '../auth/tokens.
 import { errorBody } from '../../core/errors.js'
 import type { CallerIdentity } from '../../core/envelope.js'
 import { LogLimiter } from '../log-limit.js'
+import { setIdentity } from '../auth/identity.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -106,7 +107,14 @@ async function authPlugin (app: FastifyInstance): Promise<void> {
         limited.warn(`mqtt-auth-${result.reason}`, `client ${client.id}: ${result.reason} token (${result.message})`)
         return result.reason === 'missing' ? CONNACK_NOT_AUTHORIZED : CONNACK_BAD_CREDENTIALS
       }
-      sessions.set(client, { grants: compileGrants(result.claims.rtw, result.subject, client.id), timer: undefined })
+      const grants = compileGrants(result.claims.rtw, result.subject, client.id)
+      // [P-4.8] a token may pin the client ids it connects with, as EMQX binds clientid to a claim.
+      if (!grants.mayUseClientId(client.id)) {
+        limited.warn('mqtt-clientid-not-granted', `client ${client.id.slice(0, 100)}: the token of ${result.subject} does not grant this client id; CONNACK 5`)
+        return CONNACK_NOT_AUTHORIZED
+      }
+      setIdentity(client, { ...result.caller, clientId: client.id })
+      sessions.set(client, { grants, timer: undefined })
       if (result.expiresAt !== undefined) armExpiry(client, result.expiresAt)
       return 0
     },

@@ -6,6 +6,7 @@ import { createBroker, type Broker, type Stage } from '../../broker/broker.js'
 import { levelBackends, levelDir, memoryBackends, redisBackends, type BrokerBackends } from '../../broker/backends.js'
 import { Bridge } from '../../core/bridge.js'
 import { LogLimiter } from '../log-limit.js'
+import { identityOf } from '../auth/identity.js'
 import { configFiles } from '../config-files.js'
 import { namespaceOf } from '../../core/namespaces.js'
 import { listOf, type Config } from '../config.js'
@@ -59,7 +60,7 @@ async function brokerPlugin (app: FastifyInstance): Promise<void> {
           bridge.handleReply(topic, packet.payload as Buffer, packet.retain)
           return true
         case 'caller': {
-          const forward = bridge.handleCallerRequest(client.id, topic, packet.payload as Buffer)
+          const forward = bridge.handleCallerRequest(client.id, topic, packet.payload as Buffer, identityOf(client))
           if (forward === null) return true
           packet.payload = forward
           // [P-4.2] a request is never retained: it would reach responders that subscribe later.

@@ -9,7 +9,6 @@ import type { Client, Stage } from '../../broker/broker.js'
 import type { LimitCounters } from '../../broker/counters.js'
 import { raiseWriteHighWater } from '../../broker/internals.js'
 import { guardConnection } from '../../broker/packet-guard.js'
-import type { MeteredDuplex } from '../../broker/ws-stream.js'
 import { clientAddress } from '../../core/client-address.js'
 import { KeyedRateLimiter, TokenBucket } from '../../core/rate-limit.js'
 import { namespaceOf } from '../../core/namespaces.js'
@@ -45,7 +44,6 @@ declare module 'fastify' {
 interface ConnectionState {
   bucket: TokenBucket
   filters: Set<string>
-  unsent: () => number
 }
 
 const STATE = Symbol('rtw.limits')
@@ -91,11 +89,11 @@ async function limitsPlugin (app: FastifyInstance): Promise<void> {
       // WebSocket upgrades waited for their turn (or were answered 429) before the handshake.
       const wait = req === undefined ? admitConnection(address) : 0
       if (wait < 0) return false
-      const meter = (conn as Partial<MeteredDuplex>).unsentBytes
+      // A TCP socket, or the upgraded socket of a WebSocket (broker/ws-stream.ts).
       // Below the outbound limit Aedes then never waits for 'drain' (which would
       // hold one of its routing slots per message); above it the client is
       // disconnected (deliver below).
-      if (meter === undefined) raiseWriteHighWater(conn, config.maxOutboundBytes)
+      raiseWriteHighWater(conn, config.maxOutboundBytes)
       guardConnection(conn, config.maxPacketSize, v => {
         if (v.kind === 'too-large') {
           counters.oversizePackets++
@@ -112,8 +110,7 @@ async function limitsPlugin (app: FastifyInstance): Promise<void> {
       })
       ;(conn as Tagged)[STATE] = {
         bucket: new TokenBucket(config.publishRate, config.publishRate, Date.now()),
-        filters: new Set(),
-        unsent: meter === undefined ? () => conn.writableLength : meter
+        filters: new Set()
       }
       return wait
     },
@@ -151,7 +148,7 @@ async function limitsPlugin (app: FastifyInstance): Promise<void> {
     // maxOutboundBytes, where it is disconnected instead.
     deliver (client) {
       const s = stateOf(client)
-      if (s === undefined || s.unsent() <= config.maxOutboundBytes) return true
+      if (s === undefined || (client.conn as Duplex).writableLength <= config.maxOutboundBytes) return true
       const conn = client.conn as Duplex
       if (!conn.destroyed) {
         counters.slowConsumers++

@@ -7,7 +7,8 @@
 // Without auth (loopback only, [P-11.5]) it is open like everything else.
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
+import { isWebSocket } from '../../broker/ws-stream.js'
 import { Metrics } from '../metrics/registry.js'
 import { authEnabled } from '../config.js'
 import { createVerifier } from '../auth/tokens.js'
@@ -29,9 +30,9 @@ async function metricsPlugin (app: FastifyInstance): Promise<void> {
   const metrics = new Metrics({ maxServices: app.config.metricsMaxServices })
   bridge.observer = metrics
 
-  // Connected MQTT clients by transport: a TLS socket is a net.Socket too; anything else is a WebSocket duplex.
+  // Connected MQTT clients by transport: a WebSocket is its upgraded socket (broker/ws-stream.ts); TLS counts as tcp.
   const open = { tcp: new Set<unknown>(), ws: new Set<unknown>() }
-  broker.aedes.on('client', client => open[client.conn instanceof Socket ? 'tcp' : 'ws'].add(client))
+  broker.aedes.on('client', client => open[isWebSocket(client.conn as Duplex) ? 'ws' : 'tcp'].add(client))
   broker.aedes.on('clientDisconnect', client => { open.tcp.delete(client); open.ws.delete(client) })
   metrics.addConnectionSource('tcp', () => open.tcp.size)
   metrics.addConnectionSource('ws', () => open.ws.size)
@@ -43,6 +44,8 @@ async function metricsPlugin (app: FastifyInstance): Promise<void> {
   metrics.setMessageSource(() => broker.counters)
   const amqp = app.amqp
   if (amqp !== null) metrics.registerUp('amqp', () => amqp.conn.up)
+  // The cluster's Redis, as the gateway's state store sees it (plugins/state.ts).
+  if (app.config.redisUrl !== '' && app.hasDecorator('state')) metrics.registerUp('redis', () => app.state.healthy)
   app.decorate('metrics', metrics)
   // SSE streams (routes/events.ts) are a transport of their own, registered after this plugin.
   app.addHook('onReady', async () => {

@@ -5,9 +5,9 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { STATUS_CODES, type IncomingMessage } from 'node:http'
+import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
-import { WebSocketServer } from 'ws'
-import { webSocketDuplex } from '../../broker/ws-stream.js'
+import { answerHandshake, serveWebSocket } from '../../broker/ws-stream.js'
 import { originAllowed } from '../../core/origins.js'
 import { configFiles } from '../config-files.js'
 import { errorBody, ERRORS, type ErrorCode } from '../../core/errors.js'
@@ -26,16 +26,13 @@ function refuseUpgrade (socket: Duplex, code: ErrorCode, message?: string): void
 }
 
 async function websocketPlugin (app: FastifyInstance): Promise<void> {
-  const wss = new WebSocketServer({
-    noServer: true,
-    // Browsers always offer permessage-deflate; accepting it costs 6x memory per
-    // connection and a third of the throughput (docs/ARCHITECTURE.md "Pitfalls" 3).
-    perMessageDeflate: false,
-    // Room for a body at the limit after base64 and the envelope around it.
-    // At least maxPacketSize, so a packet the broker accepts fits in one frame.
-    maxPayload: Math.max(Math.ceil(app.config.bodyLimit * 4 / 3) + 65_536, app.config.maxPacketSize),
-    handleProtocols: (offered: Set<string>) => SUBPROTOCOLS.find(p => offered.has(p)) ?? false
-  })
+  // Room for a body at the limit after base64 and the envelope around it.
+  // At least maxPacketSize, so a packet the broker accepts fits in one message.
+  // No extension is ever accepted: browsers always offer permessage-deflate, and
+  // it costs 6x memory per connection and a third of the throughput (docs/ARCHITECTURE.md "Pitfalls" 3).
+  const maxPayload = Math.max(Math.ceil(app.config.bodyLimit * 4 / 3) + 65_536, app.config.maxPacketSize)
+  const sockets = new Set<Socket>()
+  function forget (this: Socket): void { sockets.delete(this) }
 
   const origins = configFiles(app.config).origins
   const limited = new LogLimiter(app.log)
@@ -64,18 +61,33 @@ async function websocketPlugin (app: FastifyInstance): Promise<void> {
       refuseUpgrade(socket, 'RTW_TOO_MANY_REQUESTS', 'Too many new connections from this address')
       return
     }
-    const accept = (): void => {
-      if (socket.destroyed) return
-      wss.handleUpgrade(req, socket, head, ws => {
-        app.broker.handle(webSocketDuplex(ws, app.config.maxOutboundBytes), req)
-      })
-    }
     // Over connectRate, the upgrade is answered once its turn comes (README "Limits").
-    if (wait === 0) accept()
+    if (wait === 0) accept(req, socket, head)
     else {
       socket.on('error', () => {})
-      setTimeout(accept, wait).unref()
+      sockets.add(socket as Socket)
+      setTimeout(() => {
+        sockets.delete(socket as Socket)
+        if (!socket.destroyed) accept(req, socket, head)
+      }, wait).unref()
     }
+  }
+  const accept = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const answer = answerHandshake(req, SUBPROTOCOLS)
+    if (!answer.ok) {
+      const body = answer.message
+      socket.end(`HTTP/1.1 ${answer.status} ${STATUS_CODES[answer.status] ?? 'Error'}\r\nConnection: close\r\nContent-Type: text/plain\r\n${answer.headers ?? ''}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
+      return
+    }
+    if (!socket.readable || !socket.writable) {
+      socket.destroy()
+      return
+    }
+    socket.write(answer.response)
+    const conn = serveWebSocket(socket as Socket, head, maxPayload)
+    sockets.add(conn)
+    conn.once('close', forget)
+    app.broker.handle(conn, req)
   }
   app.server.on('upgrade', onUpgrade)
 
@@ -83,11 +95,10 @@ async function websocketPlugin (app: FastifyInstance): Promise<void> {
     app.server.off('upgrade', onUpgrade)
     // Here, not in onClose: Fastify's server.close() runs before the plugins'
     // onClose hooks and waits for every socket, upgraded ones included.
-    for (const ws of wss.clients) ws.terminate()
+    for (const s of sockets) s.destroy()
   })
   app.addHook('onClose', async () => {
-    for (const ws of wss.clients) ws.terminate()
-    await new Promise<void>(resolve => wss.close(() => resolve()))
+    for (const s of sockets) s.destroy()
   })
 }
 

@@ -3,8 +3,8 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { PublishPacket } from 'aedes'
-import { formatPosition, parsePosition, type Position, type Recovery } from '../../core/history.js'
-import { formatEvent, formatRetry, HEARTBEAT } from '../../core/sse.js'
+import { parsePosition, type Position, type Recovery } from '../../core/history.js'
+import { formatEvent, formatMarker, formatRetry, HEARTBEAT } from '../../core/sse.js'
 import { topicMatches } from '../../core/topics.js'
 import { errorBody, GatewayError } from '../../core/errors.js'
 import { LogLimiter } from '../log-limit.js'
@@ -183,9 +183,10 @@ async function eventsRoutes (app: FastifyInstance): Promise<void> {
     if (recovery?.recovered === true) {
       for (const e of recovery.entries) stream.write(formatEvent({ ...e, position: { epoch: recovery.head.epoch, offset: e.offset } }))
     }
-    // [P-15.5] where the stream stands now, sent back as Last-Event-ID after a drop: a quiet
+    // [P-15.2] where the stream stands now, sent back as Last-Event-ID after a drop: a quiet
     // stream recovers too. Messages recorded after it follow, each with its own id.
-    if (head !== undefined) stream.write(`id: ${formatPosition(head)}\n\n`)
+    // Its data says what the RTW-Recovered header says, for EventSource, which cannot read headers.
+    if (head !== undefined || since !== undefined) stream.write(formatMarker(head, since === undefined ? undefined : recovery?.recovered === true))
     stream.goLive(recovery?.recovered === true ? recovery.head.offset : 0)
     return reply
   }

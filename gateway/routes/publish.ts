@@ -68,7 +68,8 @@ export default async function publishRoutes (app: FastifyInstance): Promise<void
     const msg = parsePublishBody(req.body as Buffer | undefined)
     checkLimits(msg.topic, limits)
     if (!req.grants.mayPublish(msg.topic)) throw new GatewayError('RTW_FORBIDDEN', `The token does not grant publishing to ${msg.topic}`)
-    const delivered = app.broker.subscriptions.hasMatch(msg.topic)
+    // GET /events streams are subscribers too [P-15.1].
+    const delivered = app.broker.subscriptions.hasMatch(msg.topic) || app.live.hasMatch(msg.topic)
     await new Promise<void>((resolve, reject) => {
       app.broker.publish(msg.topic, msg.payload, msg.qos, msg.retain, err => {
         if (err) reject(new GatewayError('RTW_PUBLISH_FAILED', err.message))

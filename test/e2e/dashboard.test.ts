@@ -106,4 +106,24 @@ describe('dashboard with auth on', () => {
       await b.done()
     }
   })
+
+  it('the demo page says auth is on, takes a token, keeps it in sessionStorage, and connects with it', async () => {
+    const b = await browser()
+    try {
+      await b.page.goto(`${gw.httpUrl}/demo/`)
+      await b.page.waitForFunction(() => document.getElementById('status')?.dataset.state === 'closed')
+      expect(await b.page.locator('#status-detail').textContent()).toMatch(/return code 5: the gateway has auth on; enter a token above/)
+      const token = await mintToken(['--sub', 'me', '--subscribe', 'demo/#', '--secret', SECRET], {})
+      await b.page.fill('#token', token)
+      await b.page.click('#token-use')
+      await b.page.waitForFunction(() => document.getElementById('status')?.dataset.state === 'connected')
+      expect(await b.page.evaluate(() => sessionStorage.getItem('rtw-token'))).toBe(token)
+      // Still there after a reload of the same tab.
+      await b.page.reload()
+      await b.page.waitForFunction(() => document.getElementById('status')?.dataset.state === 'connected')
+      expect(await b.page.inputValue('#token')).toBe(token)
+    } finally {
+      await b.done()
+    }
+  })
 })

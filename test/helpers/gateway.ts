@@ -38,7 +38,7 @@ export interface Stats {
   settled: number
   timedOut: number
   cancelled: number
-  dropped: Record<'late' | 'duplicate' | 'unknown' | 'retained' | 'undecodable' | 'wrong-service', number>
+  dropped: Record<'late' | 'duplicate' | 'unknown' | 'retained' | 'undecodable' | 'wrong-service' | 'not-asked', number>
   clients: number
 }
 

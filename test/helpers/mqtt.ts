@@ -1,4 +1,5 @@
 // Real MQTT.js clients for tests, connected before they are returned.
+import { createConnection } from 'node:net'
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 
 export async function connectClient (url: string, opts: IClientOptions = {}): Promise<MqttClient> {
@@ -61,6 +62,36 @@ export async function connackCode (url: string, password: string | undefined): P
     return await new Promise<number>((resolve) => {
       client.once('connect', () => resolve(0))
       client.once('error', (err: Error & { code?: number }) => resolve(err.code ?? -1))
+    })
+  } finally {
+    client.end(true)
+  }
+}
+
+/**
+ * An MQTT.js client (not yet connected) whose TCP connection comes from this
+ * local address (any of 127.0.0.0/8 on Linux), so the gateway sees another remote address.
+ */
+function clientFrom (localAddress: string, port: number, opts: IClientOptions): MqttClient {
+  return new mqtt.MqttClient(() => createConnection({ port, host: '127.0.0.1', localAddress }), { reconnectPeriod: 0, connectTimeout: 5_000, protocolVersion: 4, ...opts })
+}
+
+export async function connectFrom (localAddress: string, port: number, opts: IClientOptions = {}): Promise<MqttClient> {
+  const client = clientFrom(localAddress, port, opts)
+  await new Promise<void>((resolve, reject) => {
+    client.once('connect', () => resolve())
+    client.once('error', reject)
+  })
+  return client
+}
+
+/** Connects (from `from`, a local address, when given) and resolves the CONNACK: code 0 when accepted; never throws. */
+export async function connackOf (url: string, opts: IClientOptions, from?: { address: string, port: number }): Promise<{ code: number, sessionPresent: boolean }> {
+  const client = from === undefined ? mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5_000, ...opts }) : clientFrom(from.address, from.port, opts)
+  try {
+    return await new Promise((resolve) => {
+      client.once('connect', (p) => resolve({ code: 0, sessionPresent: p.sessionPresent }))
+      client.once('error', (err: Error & { code?: number }) => resolve({ code: err.code ?? -1, sessionPresent: false }))
     })
   } finally {
     client.end(true)

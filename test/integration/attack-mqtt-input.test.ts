@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { MqttClient } from 'mqtt'
 import { startGateway, getStats, type TestGateway } from '../helpers/gateway.js'
 import { connectClient, nextMessage, recordMessages, subscribe } from '../helpers/mqtt.js'
-import { connectPacket, rawConnect } from '../helpers/raw-mqtt.js'
+import { connectPacket, generate, rawConnect, subscribePacket } from '../helpers/raw-mqtt.js'
 import { Responder, startEcho } from '../helpers/responders.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -115,14 +115,42 @@ describe('attack: guessing the next correlation id from X-Request-Id [P-5.1]', (
     const [pending] = (await holder.waitForRequests(4)).slice(3)
     const last = ids.at(-1)!
     const guesses = [last.slice(0, -1) + String.fromCharCode(last.charCodeAt(last.length - 1) + 1), ids[0]!.slice(0, 11) + pending!.env.id.slice(11)]
-    const before = (await getStats(gw.httpUrl)).dropped.unknown
+    const before = (await getStats(gw.httpUrl)).dropped['not-asked']
     for (const g of guesses) forger.publish(`$res/slow/$rid/${g}`, JSON.stringify({ id: g, status: 200, body: 'forged' }))
-    await waitFor(async () => (await getStats(gw.httpUrl)).dropped.unknown >= before + guesses.length, { what: 'the forged replies to be dropped as unknown' })
+    // (The forger was sent no request either, so its replies are refused before their ids are even looked up [P-3.8].)
+    await waitFor(async () => (await getStats(gw.httpUrl)).dropped['not-asked'] >= before + guesses.length, { what: 'the forged replies to be dropped' })
     await holder.reply(pending!, { body: 'real' })
     const res = await victim
     expect(await res.text()).toBe('real')
     // Consecutive ids differ in their 64-bit random part, not only in a counter.
     const heads = new Set([...ids, pending!.env.id].map(id => id.slice(0, 11)))
     expect(heads.size).toBe(4)
+  })
+})
+
+describe('attack: a SUBSCRIBE filter over 100 levels [P-12.3]', () => {
+  let gw: TestGateway
+  beforeAll(async () => { gw = await startGateway() })
+  afterAll(async () => { await gw?.close() })
+
+  it('gets SUBACK 0x80 for that filter only, and the connection stays and works; so does an UNSUBSCRIBE of one', async () => {
+    const deep = Array(150).fill('a').join('/')
+    const c = await rawConnect(gw.mqttPort, 'deep-1')
+    try {
+      c.send(subscribePacket(['ok/#', deep, Array(101).fill('b').join('/'), 'also/ok'], 7))
+      const suback = await c.next('suback') as { messageId: number, granted: number[] }
+      expect([suback.messageId, suback.granted]).toEqual([7, [0, 128, 128, 0]])
+      c.send(generate({ cmd: 'unsubscribe', messageId: 8, unsubscriptions: [deep] }))
+      expect(await c.next('unsuback')).toMatchObject({ messageId: 8 })
+      expect(await c.closedWithin(300)).toBe(false)
+      // Still subscribed to ok/#: a publish arrives.
+      const pub = await connectClient(gw.mqttUrl, { clientId: 'deep-pub' })
+      await pub.publishAsync('ok/1', 'still here', { qos: 0 })
+      const got = await c.next('publish') as { topic: string, payload: Buffer }
+      expect([got.topic, got.payload.toString()]).toEqual(['ok/1', 'still here'])
+      await pub.endAsync(true)
+    } finally {
+      c.destroy()
+    }
   })
 })

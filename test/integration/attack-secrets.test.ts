@@ -10,7 +10,7 @@ import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startGateway, type TestGateway } from '../helpers/gateway.js'
-import { connackCode } from '../helpers/mqtt.js'
+import { connackCode, connectClient, nextMessage, subscribe } from '../helpers/mqtt.js'
 import { rawRequest, wsUpgrade as upgrade } from '../helpers/http.js'
 import { Responder, startEcho } from '../helpers/responders.js'
 import { waitFor } from '../helpers/wait.js'
@@ -157,6 +157,23 @@ describe('attack: a responder replays the credentials of the callers it serves',
     // The stolen nothing: the responder cannot call as alice with what it was sent.
     const replay = await rawRequest({ port: gw.httpPort, method: 'POST', path: '/api/echo/x', headers: { authorization: fromJwt?.env.headers.authorization ?? '' }, body: 'as alice' })
     expect(replay.status).toBe(401)
+  })
+
+  it('an MQTT-native caller is named too (with its client id), and the headers it sends lose their credentials', async () => {
+    const jwt = await mintToken(['--sub', 'alice', '--call', 'echo', '--secret', SECRET], {})
+    const caller = await connectClient(gw.mqttUrl, { clientId: 'alice-phone', username: 'u', password: jwt })
+    try {
+      await subscribe(caller, '$inbox/alice-phone/#')
+      const answer = nextMessage(caller, t => t === '$inbox/alice-phone/r')
+      caller.publish('$req/echo/m', JSON.stringify({ id: 'm1', replyTo: '$inbox/alice-phone/r', headers: { authorization: `Bearer ${jwt}`, cookie: 'c=1', 'x-kept': 'y' }, body: 'q' }))
+      expect(JSON.parse((await answer).payload.toString())).toMatchObject({ id: 'm1', status: 200 })
+      const req = thief.requests.find(r => r.env.path === '/m')
+      expect(req?.raw.includes(jwt)).toBe(false)
+      expect(req?.env.headers).toEqual({ 'x-kept': 'y' })
+      expect(req?.env.caller).toEqual({ sub: 'alice', via: 'jwt', exp: expect.any(Number), clientId: 'alice-phone' })
+    } finally {
+      await caller.endAsync(true)
+    }
   })
 
   it('a service listed in forwardCredentials gets them, as documented', async () => {

@@ -98,10 +98,11 @@ describe('MQTT auth', () => {
     await forger.publishAsync(env.replyTo, JSON.stringify({ id: env.id, status: 200, body: 'forged' }), { qos: 1 })
     // Serving another service does not help either: the topic names "other", the request was for "slow".
     await forger.publishAsync(`$res/other/$rid/${env.id}`, JSON.stringify({ id: env.id, status: 200, body: 'forged' }), { qos: 1 })
+    // [P-3.8] it was never sent the request, so neither reply counts: dropped as not-asked.
     await waitFor(async () => {
       const s = (await (await fetch(`${gw.httpUrl}/stats`)).json()) as { dropped: Record<string, number> }
-      return (s.dropped['wrong-service'] ?? 0) > (before.dropped['wrong-service'] ?? 0)
-    }, { what: 'the wrong-service reply to be counted' })
+      return (s.dropped['not-asked'] ?? 0) > (before.dropped['not-asked'] ?? 0)
+    }, { what: 'the forged reply to be counted' })
 
     await server.publishAsync(env.replyTo, JSON.stringify({ id: env.id, status: 200, body: 'genuine' }), { qos: 1 })
     const res = await pending

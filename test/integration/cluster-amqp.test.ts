@@ -1,13 +1,15 @@
-// The MQTT<->AMQP bridge in a cluster (docs/CLUSTER.md §5): two gateway nodes
-// on one Redis and one RabbitMQ mirror each message exactly once, in both
-// directions, not once per node.
+// RabbitMQ in a cluster (docs/CLUSTER.md §5): two gateway nodes on one Redis
+// and one RabbitMQ mirror each message exactly once, in both directions, not
+// once per node; an async result of a queued service made on one node reads
+// back on the other, and an idempotent call repeated on the other node replays.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { randomBytes } from 'node:crypto'
 import amqp, { type Channel, type ChannelModel, type ConsumeMessage } from 'amqplib'
 import type { MqttClient } from 'mqtt'
 import { startGateway, type TestGateway } from '../helpers/gateway.js'
+import type { TestProcess } from '../helpers/processes.js'
 import { connectClient, subscribe } from '../helpers/mqtt.js'
-import { rabbitAvailable, startRabbit, type TestRabbit } from '../helpers/rabbitmq.js'
+import { rabbitAvailable, startEchoWorker, startRabbit, type TestRabbit } from '../helpers/rabbitmq.js'
 import { redisAvailable, startRedis, type TestRedis } from '../helpers/redis.js'
 import { waitFor } from '../helpers/wait.js'
 
@@ -20,6 +22,7 @@ describe.skipIf(!rabbitAvailable() || !redisAvailable())('the AMQP bridge of a t
   let b: TestGateway
   let conn: ChannelModel
   let ch: Channel
+  let worker: TestProcess
   const clients: MqttClient[] = []
 
   const mqttSubscriber = async (gw: TestGateway): Promise<string[]> => {
@@ -33,8 +36,10 @@ describe.skipIf(!rabbitAvailable() || !redisAvailable())('the AMQP bridge of a t
 
   beforeAll(async () => {
     ;[rabbit, redis] = await Promise.all([startRabbit(), startRedis()])
-    a = await startGateway({ amqpUrl: rabbit.url, redisUrl: redis.url, amqpReconnectMaxMs: 500 })
-    b = await startGateway({ amqpUrl: rabbit.url, redisUrl: redis.url, amqpReconnectMaxMs: 500 })
+    const config = { amqpUrl: rabbit.url, redisUrl: redis.url, amqpReconnectMaxMs: 500, queuedServices: `${p}q` }
+    a = await startGateway(config)
+    b = await startGateway(config)
+    worker = await startEchoWorker(rabbit.url, { services: [`${p}q`] })
     await a.app.amqp?.conn.waitUntilUp(30_000)
     await b.app.amqp?.conn.waitUntilUp(30_000)
     conn = await amqp.connect(rabbit.url)
@@ -42,6 +47,7 @@ describe.skipIf(!rabbitAvailable() || !redisAvailable())('the AMQP bridge of a t
   }, 90_000)
   afterAll(async () => {
     for (const c of clients) c.end(true)
+    await worker?.killGroup()
     await conn?.close()
     await a?.close()
     await b?.close()
@@ -82,5 +88,28 @@ describe.skipIf(!rabbitAvailable() || !redisAvailable())('the AMQP bridge of a t
     const expected = [...Array.from({ length: 10 }, (_, i) => `in${i}`), 'in-end'].sort()
     expect([...onA].sort()).toEqual(expected)
     expect([...onB].sort()).toEqual(expected)
+  })
+
+  it('reads an async result at /requests/<handle> on every node, whichever node took the call', async () => {
+    const res = await fetch(`${a.httpUrl}/api/${p}q/job`, { method: 'POST', body: 'async across nodes', headers: { prefer: 'respond-async' } })
+    expect(res.status).toBe(202)
+    const accepted = await res.json() as { id: string, statusUrl: string }
+    const done = await waitFor(async () => {
+      const r = await fetch(b.httpUrl + accepted.statusUrl)
+      return r.headers.get('x-rtw-request-state') === 'done' ? r : null
+    }, { what: 'the result on the other node' })
+    expect(done.status).toBe(200)
+    expect(await done.text()).toBe('async across nodes')
+    const onA = await fetch(a.httpUrl + accepted.statusUrl)
+    expect([onA.status, await onA.text()]).toEqual([200, 'async across nodes'])
+  })
+
+  it('replays an idempotent call repeated on the other node, and runs it once', async () => {
+    const key = `k-${randomBytes(8).toString('hex')}`
+    const first = await fetch(`${a.httpUrl}/api/${p}q/pay`, { method: 'POST', body: 'once', headers: { 'idempotency-key': key } })
+    expect([first.status, await first.text()]).toEqual([200, 'once'])
+    const again = await fetch(`${b.httpUrl}/api/${p}q/pay`, { method: 'POST', body: 'once', headers: { 'idempotency-key': key } })
+    expect([again.status, again.headers.get('idempotent-replayed'), await again.text()]).toEqual([200, 'true', 'once'])
+    expect(again.headers.get('x-request-id')).toBe(first.headers.get('x-request-id'))
   })
 })

@@ -10,6 +10,8 @@ import { Responder, startEcho } from '../helpers/responders.js'
 import { connectClient, nextMessage, subscribe } from '../helpers/mqtt.js'
 import { scrape } from '../helpers/prometheus.js'
 import { waitFor } from '../helpers/wait.js'
+import { startRedis } from '../helpers/redis.js'
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net'
 import { mintToken } from '../../gateway/cli/token.js'
 import { DURATION_BUCKETS } from '../../gateway/metrics/registry.js'
 
@@ -210,4 +212,51 @@ describe('/metrics with auth on', () => {
     expect((await scrape(gw.httpUrl, token)).types.get('rtw_requests_total')).toBe('counter')
     expect((await scrape(gw.httpUrl, KEY)).types.get('rtw_connections')).toBe('gauge')
   })
+})
+
+/**
+ * A TCP proxy to Redis that can cut every connection and refuse new ones, and
+ * then let them through again, without giving up its port (a restarted
+ * redis-server would have to take its port back, racing other tests for it).
+ */
+async function cuttableProxy (target: number): Promise<{ port: number, cut: () => void, restore: () => void, close: () => Promise<void> }> {
+  let open = true
+  const pairs = new Set<Socket>()
+  const server = createServer(client => {
+    if (!open) { client.destroy(); return }
+    const upstream = connect(target, '127.0.0.1')
+    pairs.add(client).add(upstream)
+    client.pipe(upstream).pipe(client)
+    for (const s of [client, upstream]) s.on('error', () => {}).on('close', () => { client.destroy(); upstream.destroy(); pairs.delete(s) })
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as AddressInfo).port
+  return {
+    port,
+    cut: () => { open = false; for (const s of pairs) s.destroy() },
+    restore: () => { open = true },
+    close: async () => { for (const s of pairs) s.destroy(); await new Promise(resolve => server.close(resolve)) }
+  }
+}
+
+describe('rtw_redis_up', () => {
+  it('is 1 while the cluster\'s Redis serves, 0 while it cannot be reached, and 1 again once it can', async () => {
+    const redis = await startRedis()
+    const proxy = await cuttableProxy(redis.port)
+    let gw: TestGateway | undefined
+    try {
+      gw = await startGateway({ redisUrl: `redis://127.0.0.1:${proxy.port}` })
+      const up = gw
+      const redisUp = async (): Promise<number | undefined> => (await scrape(up.httpUrl)).value('rtw_redis_up')
+      await waitFor(async () => await redisUp() === 1, { what: 'rtw_redis_up 1' })
+      proxy.cut()
+      await waitFor(async () => await redisUp() === 0, { what: 'rtw_redis_up 0' })
+      proxy.restore()
+      await waitFor(async () => await redisUp() === 1, { timeoutMs: 20_000, what: 'rtw_redis_up 1 again' })
+    } finally {
+      await gw?.close()
+      await proxy.close()
+      await redis.close()
+    }
+  }, 60_000)
 })

@@ -22,7 +22,8 @@ describe('mosquitto clients', () => {
   const procs: TestProcess[] = []
 
   beforeAll(async () => {
-    gw = await startGateway()
+    // The pipeline answers with a fresh mosquitto_pub client each time, not the one that was sent the request [P-3.8].
+    gw = await startGateway({ openReplies: 'realtimeweb' })
   })
   afterEach(async () => {
     for (const p of procs.splice(0)) await p.killGroup()

@@ -38,24 +38,41 @@ async function echoes (httpUrl: string, query = ''): Promise<Response> {
   return await fetch(`${httpUrl}/api/echo/ready${query}`, { method: 'POST', body: 'ping', headers: { 'content-type': 'text/plain' } })
 }
 
-/** `npm start` as a person runs it (the build is already done, so its prestart is skipped). */
-async function npmStart (env: Record<string, string> = {}, ports?: { httpPort: number, mqttPort: number }): Promise<Started> {
-  const httpPort = ports?.httpPort ?? await freePort()
-  const mqttPort = ports?.mqttPort ?? await freePort()
-  const proc = startProcess('npm', ['start', '--ignore-scripts'], {
+/**
+ * `npm start` as a person runs it (the build is already done, so its prestart
+ * is skipped), or the launcher itself when `direct` (so its pid is the launcher's).
+ */
+async function npmStart (env: Record<string, string> = {}, direct = false): Promise<Started> {
+  const httpPort = await freePort()
+  const mqttPort = await freePort()
+  const [command, args] = direct ? [process.execPath, ['dist/gateway/cli/start.js']] : ['npm', ['start', '--ignore-scripts']]
+  const proc = startProcess(command, args, {
     env: { RTW_HOST: '127.0.0.1', RTW_HTTP_PORT: String(httpPort), RTW_MQTT_PORT: String(mqttPort), RTW_SHUTDOWN_GRACE_MS: '5000', ...env }
   })
   const httpUrl = `http://127.0.0.1:${httpPort}`
   const home = pm2Home(ROOT, { host: '127.0.0.1', httpPort })
   try {
+    await proc.waitForOutput(/pm2 home/, 20_000)
     // Up once the echo server has subscribed: until then the gateway answers 404, or nothing listens yet.
     const up = await waitFor(async () => proc.exited !== undefined ? 'exited' : (await echoes(httpUrl)).status === 200 ? 'up' : undefined, { timeoutMs: 30_000, intervalMs: 100, what: 'REST echo through npm start' })
     if (up === 'exited') throw new Error(`npm start exited: ${JSON.stringify(proc.exited)}`)
   } catch (err) {
-    await proc.killGroup()
+    await stopAll({ proc, httpUrl, httpPort, mqttPort, home })
     throw new Error(`${(err as Error).message}\nnpm start output:\n${proc.output()}`)
   }
   return { proc, httpUrl, httpPort, mqttPort, home }
+}
+
+/** Teardown: Ctrl-C if still running, and SIGKILL for anything of this start still alive after it. */
+async function stopAll (s: Started | undefined): Promise<void> {
+  if (s === undefined) return
+  const pids = pidsOf(s.home)
+  if (s.proc.exited === undefined) {
+    s.proc.signalGroup('SIGINT')
+    await s.proc.waitForExit(30_000).catch(async () => { await s.proc.killGroup() })
+  }
+  for (const p of pids) if (alive(p)) process.kill(p, 'SIGKILL')
+  rmSync(s.home, { recursive: true, force: true })
 }
 
 /** Ctrl-C: the terminal sends SIGINT to the whole foreground process group. */
@@ -76,10 +93,7 @@ describe('npm start', () => {
   beforeAll(async () => {
     a = await npmStart({ RTW_MAX_TIMEOUT_MS: '20000' })
   })
-  afterAll(async () => {
-    await a?.proc.killGroup()
-    if (a !== undefined) rmSync(a.home, { recursive: true, force: true })
-  })
+  afterAll(async () => { await stopAll(a) })
 
   // The same contract the in-process gateway passes, against the pm2-run pair.
   restContract(() => ({ httpUrl: a.httpUrl, httpPort: a.httpPort, mqttUrl: `mqtt://127.0.0.1:${a.mqttPort}` }))
@@ -108,8 +122,7 @@ describe('npm start', () => {
       // Stopping b left a alone.
       expect((await echoes(a.httpUrl)).status).toBe(200)
     } finally {
-      await b.proc.killGroup()
-      rmSync(b.home, { recursive: true, force: true })
+      await stopAll(b)
     }
   })
 
@@ -165,8 +178,22 @@ describe('Ctrl-C on npm start during traffic', () => {
       expect(out.indexOf('App [rtw-gateway')).toBeLessThan(out.indexOf('Stopping app:rtw-echo'))
       expect(out).not.toMatch(/failed to kill/)
     } finally {
-      await s.proc.killGroup()
-      rmSync(s.home, { recursive: true, force: true })
+      await stopAll(s)
+    }
+  })
+
+  it('stops everything when the start process itself is killed with SIGKILL', async () => {
+    const s = await npmStart({}, true)
+    try {
+      const pids = pidsOf(s.home)
+      expect(pids.length).toBeGreaterThanOrEqual(3)
+      s.proc.signal('SIGKILL')
+      await s.proc.waitForExit(10_000)
+      await waitFor(() => pids.every(p => !alive(p)), { timeoutMs: 30_000, what: `pm2-runtime and its apps to stop (${pids.join(', ')})` })
+      expect(await isListening(s.httpPort)).toBe(false)
+      expect(await isListening(s.mqttPort)).toBe(false)
+    } finally {
+      await stopAll(s)
     }
   })
 })

@@ -15,22 +15,26 @@ import { waitFor } from '../helpers/wait.js'
 
 const tag = randomBytes(3).toString('hex')
 const QUEUED = `durable-${tag}`
+const SLOW = `slow-${tag}`
 
 describe.skipIf(!rabbitAvailable())('gateway state survives kill -9 with dataDir', () => {
   let rabbit: TestRabbit
   let worker: TestProcess
+  let slowWorker: TestProcess
   let gw: GatewayProcess
   const dataDir = mkdtempSync(join(tmpdir(), 'rtw-state-'))
 
   beforeAll(async () => {
     rabbit = await startRabbit()
     worker = await startEchoWorker(rabbit.url, { services: [QUEUED], prefetch: 20 })
-    gw = await startGatewayProcess({ RTW_DATA_DIR: dataDir, RTW_AMQP_URL: rabbit.url, RTW_QUEUED_SERVICES: QUEUED, RTW_AMQP_RECONNECT_MAX_MS: '500' })
+    slowWorker = await startEchoWorker(rabbit.url, { services: [SLOW], delayMs: 2_000 })
+    gw = await startGatewayProcess({ RTW_DATA_DIR: dataDir, RTW_AMQP_URL: rabbit.url, RTW_QUEUED_SERVICES: `${QUEUED},${SLOW}`, RTW_AMQP_RECONNECT_MAX_MS: '500' })
     await gw.ready()
   })
   afterAll(async () => {
     await gw?.crash()
     await worker?.killGroup()
+    await slowWorker?.killGroup()
     await rabbit?.close()
     rmSync(dataDir, { recursive: true, force: true })
   })
@@ -96,6 +100,23 @@ describe.skipIf(!rabbitAvailable())('gateway state survives kill -9 with dataDir
     const fresh = await post('/after', 'after the restart', { 'idempotency-key': `fresh-${tag}` })
     expect(fresh.status).toBe(200)
     expect(fresh.headers.get('idempotent-replayed')).toBeNull()
+  })
+
+  it('an async request still pending at the kill -9 is finished after the restart, from the same reply queue', async () => {
+    const accepted = await fetch(`${gw.httpUrl}/api/${SLOW}/job?timeout=30s`, { method: 'POST', body: 'pending at the crash', headers: { 'content-type': 'text/plain', prefer: 'respond-async' } })
+    expect(accepted.status).toBe(202)
+    const statusUrl = accepted.headers.get('location') as string
+    const id = accepted.headers.get('x-request-id') as string
+    expect((await fetch(gw.httpUrl + statusUrl)).status).toBe(202)
+    await gw.crash()
+    // The worker answers while no gateway runs; the reply waits in the node's durable reply queue.
+    await waitFor(() => workerIds(slowWorker, 'processed').includes(id), { timeoutMs: 20_000, what: 'the worker to answer' })
+    await gw.restart()
+    await gw.ready()
+    const done = await waitFor(async () => { const r = await fetch(gw.httpUrl + statusUrl); return r.status === 200 ? r : null }, { timeoutMs: 20_000, what: 'the result after the restart' })
+    expect(done.headers.get('x-rtw-request-state')).toBe('done')
+    expect(await done.text()).toBe('pending at the crash')
+    expect(workerIds(slowWorker, 'processed').filter(p => p === id)).toHaveLength(1)
   })
 
   it('a second gateway process on the same dataDir refuses to start instead of sharing it', async () => {

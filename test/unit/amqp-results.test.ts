@@ -8,7 +8,7 @@ async function store (ttlMs: number, maxBytes = 1_000_000, maxEntries = 100_000)
   const published: Array<{ topic: string, payload: string, retain: boolean }> = []
   const backend = new MemoryBackend(() => now)
   const kv = await backend.open('results', { ttlMs, maxBytes, maxEntries, whenFull: 'evict-oldest' }) as LocalStore
-  const s = new ResultStore({ kv, ttlMs, publish: (topic, payload, retain) => published.push({ topic, payload: payload.toString(), retain }) })
+  const s = new ResultStore({ kv, ttlMs, now: () => now, publish: (topic, payload, retain) => published.push({ topic, payload: payload.toString(), retain }) })
   return { s, kv, published, advance: (ms: number) => { now += ms }, close: async () => await backend.close() }
 }
 
@@ -16,7 +16,7 @@ describe('async result store', () => {
   it('says pending until finished, then keeps the result for the retention time', async () => {
     const { s, kv, published, advance, close } = await store(1000)
     const h = s.newHandle()
-    await s.begin(h, 'r1', 'echo', 5000)
+    await s.begin(h, 'r1', 'echo', 4000, 5000)
     expect((await s.get(h))?.state).toBe('pending')
     await s.finish(h, 'r1', 'echo', { kind: 'reply', reply: { id: 'r1', status: 200, headers: { 'content-type': 'text/plain' }, body: 'hi' } })
     const done = await s.get(h)
@@ -39,7 +39,7 @@ describe('async result store', () => {
     const h = s.newHandle()
     const body = Buffer.from([0, 255, 1, 254])
     await s.finish(h, 'r3', 'echo', { kind: 'reply', reply: { id: 'r3', status: 201, headers: {}, body } })
-    await s.begin(h, 'r3', 'echo', 5000)
+    await s.begin(h, 'r3', 'echo', 4000, 5000)
     const got = await s.get(h)
     expect(got?.state).toBe('done')
     expect(got?.outcome?.kind === 'reply' && Buffer.isBuffer(got.outcome.reply.body) && got.outcome.reply.body.equals(body)).toBe(true)
@@ -49,7 +49,7 @@ describe('async result store', () => {
   it('stores errors as the reply the caller would have had', async () => {
     const { s, published, close } = await store(1000)
     const h = s.newHandle()
-    await s.begin(h, 'r2', 'echo', 5000)
+    await s.begin(h, 'r2', 'echo', 4000, 5000)
     await s.finish(h, 'r2', 'echo', { kind: 'error', code: 'RTW_REPLY_TIMEOUT' })
     const msg = JSON.parse(published[0]?.payload ?? '{}')
     expect(msg.status).toBe(504)
@@ -65,7 +65,7 @@ describe('async result store', () => {
       for (let i = 0; i < 10; i++) {
         const h = s.newHandle()
         handles.push(h)
-        await s.begin(h, `r${i}`, 'echo', 5000)
+        await s.begin(h, `r${i}`, 'echo', 4000, 5000)
         await s.finish(h, `r${i}`, 'echo', { kind: 'reply', reply: { id: `r${i}`, status: 200, headers: {}, body: 'x'.repeat(300) } })
       }
       expect(kv.stats().bytes).toBeLessThanOrEqual(maxBytes)
@@ -76,6 +76,27 @@ describe('async result store', () => {
       expect(published).toContainEqual({ topic: resultTopic(handles[0] as string), payload: '', retain: true })
       await close()
     }
+  })
+
+  it('a reply adopted after a restart finishes its pending result; a pending result past its deadline reads as a timeout', async () => {
+    const { s, advance, close } = await store(60_000)
+    const h = s.newHandle()
+    await s.begin(h, 'r7', 'echo', 4000, 64_000)
+    expect(await s.adopt('someone-else', Buffer.from('{}'))).toBe(false)
+    expect(await s.adopt('r7', Buffer.from(JSON.stringify({ id: 'r7', status: 200, headers: {}, body: 'late but kept' })))).toBe(true)
+    const got = await s.get(h)
+    expect(got?.state).toBe('done')
+    expect(got?.outcome).toMatchObject({ kind: 'reply', reply: { id: 'r7', status: 200, body: 'late but kept' } })
+    // A second copy of the reply is not adopted again.
+    expect(await s.adopt('r7', Buffer.from('{}'))).toBe(false)
+
+    const h2 = s.newHandle()
+    await s.begin(h2, 'r8', 'echo', 4000, 64_000)
+    advance(3999)
+    expect((await s.get(h2))?.state).toBe('pending')
+    advance(1)
+    expect(await s.get(h2)).toMatchObject({ state: 'done', outcome: { kind: 'error', code: 'RTW_REPLY_TIMEOUT' } })
+    await close()
   })
 
   it('makes unguessable handles', async () => {

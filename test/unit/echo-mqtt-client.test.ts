@@ -154,8 +154,9 @@ describe('against the embedded broker', () => {
     expect(h.client.publish('$res/echo/lost', Buffer.from('x'), 1)).toBe(false)
     gw = await startGateway({ mqttPort })
     await subscribedOn(gw)
-    // The broker counts a subscription before the SUBACK reaches the client (it is written in the next turn).
-    await waitFor(() => h.subscribed.length === 4, { what: 'both SUBACKs after the reconnect' })
+    // The broker holds the filters before its SUBACKs reach the client.
+    await waitFor(() => h.subscribed.length >= 4, { what: 'the SUBACKs of the second connection' })
+    expect(h.subscribed).toHaveLength(4)
     const res = await call(gw, 'after restart')
     expect(await res.text()).toBe('after restart')
     expect(h.log.some(l => /reconnecting/.test(l))).toBe(true)

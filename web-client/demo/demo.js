@@ -1,10 +1,22 @@
-/* global document, location, performance, window */
+/* global document, location, performance, sessionStorage, window */
 // The demo page: connects by itself to /mqtt on this origin, then wires the
 // request form, the live feed and the publish form to the client library.
 import { connect, GatewayError } from '/client/realtime-web.js'
 
 const $ = id => document.getElementById(id)
-const client = connect()
+// With auth on, the token is the MQTT password and the REST Bearer token. It is
+// kept for this tab only (sessionStorage), under the name the dashboard uses too.
+const TOKEN_KEY = 'rtw-token'
+const token = sessionStorage.getItem(TOKEN_KEY) ?? ''
+$('token').value = token
+$('token-form').addEventListener('submit', event => {
+  event.preventDefault()
+  const value = $('token').value.trim()
+  if (value === '') sessionStorage.removeItem(TOKEN_KEY)
+  else sessionStorage.setItem(TOKEN_KEY, value)
+  location.reload()
+})
+const client = connect(token === '' ? {} : { token })
 // Handy in the devtools console: rtw.request('echo', '/x', { body: 'hi' })
 window.rtw = client
 
@@ -20,9 +32,14 @@ function showState (state, detail = '') {
   statusText.textContent = { connecting: 'Connecting…', connected: 'Connected', disconnected: 'Reconnecting', closed: 'Closed' }[state]
   statusDetail.textContent = detail
 }
-client.on('state', state => { if (state !== 'disconnected') showState(state, state === 'connected' ? 'MQTT over WebSocket' : '') })
+// Which transport carries the page: the MQTT WebSocket, or the fallback when a proxy or network blocks it.
+const transportLabel = () => client.transport === 'sse' ? 'EventSource + fetch (no WebSocket)' : 'MQTT over WebSocket'
+client.on('transport', transport => { status.dataset.transport = transport })
+status.dataset.transport = client.transport
+client.on('state', state => { if (state !== 'disconnected') showState(state, state === 'connected' ? transportLabel() : '') })
 client.on('disconnected', info => {
-  if (!info.willReconnect) return showState('closed', info.reason)
+  // CONNACK 4 or 5: auth is on and the token is missing or refused.
+  if (!info.willReconnect) return showState('closed', /return code [45]\b/.test(info.reason) ? `${info.reason}: the gateway has auth on; enter a token above` : info.reason)
   const at = Date.now() + info.delayMs
   const tick = () => { statusDetail.textContent = `in ${Math.max(0, (at - Date.now()) / 1000).toFixed(1)} s · attempt ${info.attempt}` }
   showState('disconnected')
@@ -108,6 +125,7 @@ function setFeedState (state, text) {
   feedState.textContent = state === 'live' ? `live · ${text}` : text
 }
 client.on('disconnected', () => setFeedState('pending', 'paused'))
+client.on('recovered', info => { if (info.filter === filter) setFeedState('live', info.recovered ? `${filter} · caught up` : `${filter} · some missed`) })
 
 function addToFeed (msg) {
   const li = document.createElement('li')
@@ -131,7 +149,8 @@ function follow (next) {
   setFeedState('pending', 'subscribing…')
   let sub
   try {
-    sub = client.subscribe(filter, addToFeed, { qos: 1 })
+    // recover: messages published while the page was offline arrive when it is back, in order.
+    sub = client.subscribe(filter, addToFeed, { qos: 1, recover: true })
   } catch (err) {
     return setFeedState('refused', err.code ?? 'invalid filter')
   }

@@ -12,13 +12,21 @@ import { restRequest } from './rest.js'
 import { schedule, type Cancel } from './timers.js'
 import { refreshDelay, tokenExpiry } from './token.js'
 import { isValidTopicFilter, isValidTopicName, topicMatches } from './topics.js'
+import { fetchMissed, HISTORY_PREFIX, isAfter, parseCopy } from './positions.js'
+import { SseTransport, type EventSourceConstructor } from './sse-transport.js'
 
 export type ConnectionState = 'connecting' | 'connected' | 'disconnected' | 'closed'
 
 export interface ConnectOptions {
   /** `ws(s)://host/mqtt`. In a browser it defaults to `/mqtt` on the page's origin; relative URLs resolve against it. */
   url?: string
-  /** Base URL of the REST route (`<base>/api/…`). Defaults to the origin of `url`, with http(s) for ws(s). */
+  /**
+   * Several nodes of a cluster (docs/CLUSTER.md), instead of `url`: the first
+   * is tried first, and each reconnect after a drop goes to the next one, so a
+   * node that dies is left for a live one. REST goes to the node in use.
+   */
+  urls?: string[]
+  /** Base URL of the REST route (`<base>/api/…`). Defaults to the origin of the WebSocket URL in use, with http(s) for ws(s). */
   restUrl?: string
   /** A fixed token, sent as the MQTT password and as `Authorization: Bearer` on REST. */
   token?: string
@@ -49,7 +57,17 @@ export interface ConnectOptions {
   maxQueued?: number
   /** Run timers in a Web Worker so background tabs keep their keepalive (default true; ignored where Worker is missing). */
   workerTimers?: boolean
+  /**
+   * When the first WebSocket cannot be opened (a proxy refuses the upgrade, it errors or times out),
+   * go on over EventSource (GET /events) and fetch instead, with the same API (default true where EventSource exists).
+   */
+  fallback?: boolean
+  /** EventSource constructor for the fallback; defaults to the global one. */
+  EventSource?: EventSourceConstructor
 }
+
+/** What carries subscriptions and publishes: one MQTT-over-WebSocket connection, or the fallback. */
+export type Transport = 'websocket' | 'sse'
 
 export interface Message {
   topic: string
@@ -58,6 +76,8 @@ export interface Message {
   /** The payload as UTF-8 text. */
   text: string
   retain: boolean
+  /** Its position in the gateway's history, on subscriptions made with `recover: true` (and on the fallback transport). */
+  position?: string
 }
 
 export type MessageHandler = (message: Message) => void
@@ -68,7 +88,21 @@ export interface Subscription {
   readonly ready: Promise<void>
 }
 
-export interface SubscribeOptions { qos?: QoS }
+export interface SubscribeOptions {
+  qos?: QoS
+  /**
+   * Keep the position of the last message seen and, after a reconnect, get
+   * what was missed first, in order, with no gap and no duplicate. Each
+   * recovery is reported with the `recovered` event (README "Recovery").
+   */
+  recover?: boolean
+}
+
+export interface RecoveredInfo {
+  filter: string
+  /** True when every missed message was delivered; false when some were no longer in the gateway's history. */
+  recovered: boolean
+}
 
 export interface PublishOptions {
   qos?: QoS
@@ -90,6 +124,8 @@ export interface ClientEvents {
   connected: [info: { clientId: string, reconnected: boolean }]
   disconnected: [info: DisconnectInfo]
   error: [error: GatewayError]
+  recovered: [info: RecoveredInfo]
+  transport: [transport: Transport]
 }
 
 interface Sub {
@@ -97,7 +133,17 @@ interface Sub {
   handlers: Set<MessageHandler>
   active: boolean
   waiters: Array<[() => void, (e: Error) => void]>
+  recover: boolean
+  /** The last position delivered (recover only). */
+  position?: string
+  /** Copies held while the missed messages are fetched (recover only). */
+  held: Message[] | null
+  /** The retained values of a new subscription are still to come (fallback transport). */
+  wantsRetained: boolean
 }
+
+/** What the broker is asked for: a recovering subscription reads the positioned copies [P-16.1]. */
+const wire = (filter: string, sub: Sub): string => sub.recover ? HISTORY_PREFIX + filter : filter
 
 interface Outgoing {
   topic: string
@@ -127,8 +173,8 @@ function defaultUrl (url: string | undefined): string {
 export class RealtimeClient extends Emitter<ClientEvents> {
   readonly clientId: string
   state: ConnectionState = 'connecting'
-  private readonly url: string
-  private readonly restBase: string
+  private readonly urls: string[]
+  private urlAt = 0
   private readonly WebSocket: WebSocketConstructor
   private readonly opts: ConnectOptions
   private conn: Connection | null = null
@@ -144,13 +190,17 @@ export class RealtimeClient extends Emitter<ClientEvents> {
   private outbox: Outgoing[] = []
   private readonly requests: Requests
   private readonly detach: () => void
+  /** What carries subscriptions and publishes now; 'sse' once the fallback took over. */
+  transport: Transport = 'websocket'
+  private sse: SseTransport | null = null
 
   constructor (opts: ConnectOptions = {}) {
     super()
     this.opts = opts
-    this.url = defaultUrl(opts.url)
-    const u = new URL(this.url)
-    this.restBase = (opts.restUrl ?? `${u.protocol === 'wss:' ? 'https:' : 'http:'}//${u.host}`).replace(/\/$/, '')
+    if (opts.urls !== undefined && opts.urls.length === 0) throw clientError('RTW_CLIENT_INVALID_ARGUMENT', 'urls is empty')
+    this.urls = (opts.urls ?? [opts.url]).map(u => defaultUrl(u))
+    // A URL that cannot be parsed fails here, not on some later reconnect.
+    for (const u of this.urls) if (!URL.canParse(u)) throw clientError('RTW_CLIENT_INVALID_ARGUMENT', `not a URL: ${u}`)
     const WS = opts.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket
     if (WS === undefined) throw clientError('RTW_CLIENT_INVALID_ARGUMENT', 'no WebSocket: pass the WebSocket option (e.g. from the "ws" package)')
     this.WebSocket = WS
@@ -170,6 +220,17 @@ export class RealtimeClient extends Emitter<ClientEvents> {
       target.removeEventListener?.('online', wake)
       target.removeEventListener?.('visibilitychange', wake)
     }
+  }
+
+  /** The WebSocket URL in use (or tried next). */
+  private get url (): string {
+    return this.urls[this.urlAt] as string
+  }
+
+  /** Where REST calls go: restUrl, or the origin of the node in use. */
+  private get restBase (): string {
+    const u = new URL(this.url)
+    return (this.opts.restUrl ?? `${u.protocol === 'wss:' ? 'https:' : 'http:'}//${u.host}`).replace(/\/$/, '')
   }
 
   /** True when requests and publishes go out at once. */
@@ -255,7 +316,7 @@ export class RealtimeClient extends Emitter<ClientEvents> {
   /** CONNACK arrived: subscribe the inbox and every filter in one SUBSCRIBE, then go live. */
   private async onSession (conn: Connection): Promise<void> {
     const filters = [...this.subs.keys()]
-    const list: Array<[string, QoS]> = [[`$inbox/${this.clientId}/#`, 1], ...filters.map((f): [string, QoS] => [f, (this.subs.get(f) as Sub).qos])]
+    const list: Array<[string, QoS]> = [[`$inbox/${this.clientId}/#`, 1], ...filters.map((f): [string, QoS] => [wire(f, this.subs.get(f) as Sub), (this.subs.get(f) as Sub).qos])]
     const id = conn.nextId()
     const acked = conn.ack(id)
     conn.write(encodeSubscribe(id, list))
@@ -291,7 +352,61 @@ export class RealtimeClient extends Emitter<ClientEvents> {
       return
     }
     sub.active = true
+    if (sub.recover) void this.recoverSub(filter, sub)
     for (const [resolve] of waiters) resolve()
+  }
+
+  /**
+   * [P-16.3] After the SUBACK of a recovering subscription: hold its copies,
+   * fetch what it missed since its last position, deliver that, then the held
+   * copies not already replayed. The first time, it only learns where it stands.
+   */
+  private async recoverSub (filter: string, sub: Sub): Promise<void> {
+    sub.held = []
+    const since = sub.position
+    let missed
+    try {
+      missed = await fetchMissed(this.opts.fetch ?? fetch, this.restBase, filter, since, await this.currentToken())
+    } catch (err) {
+      missed = { recovered: false, position: undefined, messages: [] }
+      this.emit('error', clientError('RTW_CLIENT_NETWORK', `recovery of ${filter}: ${(err as Error).message}`))
+    }
+    if (this.subs.get(filter) !== sub) return
+    const held = sub.held
+    sub.held = null
+    let upTo = since
+    if (since !== undefined && missed.recovered) {
+      for (const m of missed.messages) this.deliver(sub, m.topic, m.payload, false, m.id)
+      upTo = missed.position
+    } else if (since === undefined) {
+      upTo = missed.position
+    }
+    if (upTo !== undefined && (sub.position === undefined || isAfter(upTo, sub.position))) sub.position = upTo
+    for (const m of held) {
+      // Copies the replay carried already; with recovered: false none was replayed.
+      if (m.position !== undefined && missed.recovered && !isAfter(m.position, upTo)) continue
+      this.deliver(sub, m.topic, m.payload, m.retain, m.position)
+    }
+    if (since !== undefined) this.emit('recovered', { filter, recovered: missed.recovered })
+  }
+
+  private deliver (sub: Sub, topic: string, payload: Uint8Array, retain: boolean, position: string | undefined): void {
+    if (position !== undefined) sub.position = position
+    let text: string | undefined
+    const message: Message = {
+      topic,
+      payload,
+      get text () { return (text ??= new TextDecoder().decode(payload)) },
+      retain
+    }
+    if (position !== undefined) message.position = position
+    for (const h of [...sub.handlers]) {
+      try {
+        h(message)
+      } catch (err) {
+        setTimeout(() => { throw err }, 0)
+      }
+    }
   }
 
   /** Sends what waited for a connection: requests first (they have deadlines), then publishes in order. */
@@ -318,6 +433,11 @@ export class RealtimeClient extends Emitter<ClientEvents> {
     }
     // A drop during a refresh's wait: stop waiting, reconnect as after any drop.
     this.refreshWait?.()
+    // The node may be gone: the next attempt goes to the next one of a cluster.
+    this.urlAt = (this.urlAt + 1) % this.urls.length
+    // No WebSocket to any node ever got a session, and no CONNACK refused one: a proxy or
+    // network that blocks WebSockets, most likely. Go on over EventSource and fetch instead.
+    if (!this.everConnected && returnCode === undefined && this.fallbackAvailable && this.attempt + 1 >= this.urls.length) return this.useFallback(reason)
     if (returnCode !== undefined && returnCode !== 3) {
       // [MQTT-3.2.2.3] 1, 2: this client can never connect; 4, 5: the credentials were refused,
       // which only a fresh token can change.
@@ -397,23 +517,79 @@ export class RealtimeClient extends Emitter<ClientEvents> {
 
   private dispatch (topic: string, payload: Uint8Array, retain: boolean): void {
     if (topic.startsWith(`$inbox/${this.clientId}/`)) return this.requests.reply(payload)
-    let text: string | undefined
+    const copy = parseCopy(topic, payload)
     for (const [filter, sub] of this.subs) {
-      if (!topicMatches(filter, topic)) continue
-      const message: Message = {
-        topic,
-        payload,
-        get text () { return (text ??= new TextDecoder().decode(payload)) },
-        retain
+      if (copy !== null) {
+        if (!sub.recover || !topicMatches(filter, copy.topic)) continue
+        if (sub.held !== null) sub.held.push({ topic: copy.topic, payload: copy.payload, text: '', retain: false, ...(copy.position === undefined ? {} : { position: copy.position }) })
+        else this.deliver(sub, copy.topic, copy.payload, false, copy.position)
+        continue
       }
-      for (const h of [...sub.handlers]) {
-        try {
-          h(message)
-        } catch (err) {
-          setTimeout(() => { throw err }, 0)
-        }
-      }
+      if (sub.recover || !topicMatches(filter, topic)) continue
+      this.deliver(sub, topic, payload, retain, undefined)
     }
+  }
+
+  private get fallbackAvailable (): boolean {
+    return this.opts.fallback !== false && (this.opts.EventSource ?? (globalThis as { EventSource?: unknown }).EventSource) !== undefined
+  }
+
+  /** Switches to the fallback transport for good: subscriptions over EventSource, publishes and requests over fetch. */
+  private useFallback (reason: string): void {
+    this.transport = 'sse'
+    this.emit('transport', 'sse')
+    this.emit('error', clientError('RTW_CLIENT_NETWORK', `no WebSocket (${reason}): using EventSource and fetch`))
+    const ES = (this.opts.EventSource ?? (globalThis as { EventSource?: EventSourceConstructor }).EventSource) as EventSourceConstructor
+    this.sse = new SseTransport(this.restBase, ES, async () => await this.currentToken(), {
+      open: () => {
+        for (const sub of this.subs.values()) {
+          sub.active = true
+          const waiters = sub.waiters
+          sub.waiters = []
+          for (const [resolve] of waiters) resolve()
+        }
+        this.attempt = 0
+        const reconnected = this.everConnected
+        this.everConnected = true
+        this.setState('connected')
+        this.emit('connected', { clientId: this.clientId, reconnected })
+        this.flush()
+      },
+      message: (topic, payload, retain, position) => {
+        for (const [filter, sub] of this.subs) {
+          if (!topicMatches(filter, topic) || (retain && !sub.wantsRetained)) continue
+          this.deliver(sub, topic, payload, retain, position)
+        }
+      },
+      position: (_position, recovered) => {
+        for (const [filter, sub] of this.subs) {
+          sub.wantsRetained = false
+          if (recovered !== undefined && sub.recover && sub.active) this.emit('recovered', { filter, recovered })
+        }
+      },
+      dropped: fatal => {
+        this.setState('disconnected')
+        if (!fatal) return // EventSource reconnects by itself, and the gateway recovers [P-15.5]
+        const delayMs = backoffDelay(this.attempt++, { minDelayMs: this.opts.minReconnectDelay ?? 500, maxDelayMs: this.opts.maxReconnectDelay ?? 20_000 })
+        this.emit('disconnected', { reason: 'stream refused', willReconnect: true, delayMs, attempt: this.attempt })
+        this.cancelRetry = schedule(() => this.follow(), delayMs, this.opts.workerTimers !== false)
+      }
+    })
+    this.setState('connecting')
+    this.follow()
+  }
+
+  /** Points the fallback stream at the current subscriptions. */
+  private follow (): void {
+    const filters = [...this.subs.keys()]
+    if (filters.length === 0 && this.state !== 'connected') {
+      // Nothing to stream: publishes and requests need no connection of their own.
+      this.everConnected = true
+      this.setState('connected')
+      this.emit('connected', { clientId: this.clientId, reconnected: false })
+      this.flush()
+    }
+    void this.sse?.follow(filters, [...this.subs.values()].some(s => s.wantsRetained))
   }
 
   /**
@@ -424,8 +600,10 @@ export class RealtimeClient extends Emitter<ClientEvents> {
    */
   request (service: string, path = '', options: RequestOptions = {}): Promise<Response> {
     if (this.state === 'closed') return Promise.reject(clientError('RTW_CLIENT_CLOSED'))
+    // Until the first connection says which transport carries requests, they wait for it.
+    if (!this.everConnected && options.via !== 'rest' && this.fallbackAvailable) return this.whenConnected().then(async () => await this.request(service, path, options))
     const timeout = options.timeout ?? this.opts.requestTimeout ?? 10_000
-    if (options.via === 'rest') {
+    if (options.via === 'rest' || this.transport === 'sse') {
       return this.currentToken().then(token => restRequest(this.opts.fetch ?? fetch, this.restBase, service, path, options, timeout, token),
         err => Promise.reject(clientError('RTW_CLIENT_NETWORK', `getToken failed: ${(err as Error).message}`)))
     }
@@ -443,10 +621,12 @@ export class RealtimeClient extends Emitter<ClientEvents> {
     if (this.state === 'closed') throw clientError('RTW_CLIENT_CLOSED')
     const qos = options.qos ?? 0
     let sub = this.subs.get(filter)
+    if (sub !== undefined && sub.recover !== (options.recover === true)) throw clientError('RTW_CLIENT_INVALID_ARGUMENT', `${filter} is already subscribed with recover: ${String(sub.recover)}`)
     const fresh = sub === undefined || qos > sub.qos
     if (sub === undefined) {
-      sub = { qos, handlers: new Set(), active: false, waiters: [] }
+      sub = { qos, handlers: new Set(), active: false, waiters: [], recover: options.recover === true, held: null, wantsRetained: true }
       this.subs.set(filter, sub)
+      if (this.sse !== null) this.follow()
     }
     sub.qos = qos > sub.qos ? qos : sub.qos
     sub.handlers.add(handler)
@@ -459,16 +639,17 @@ export class RealtimeClient extends Emitter<ClientEvents> {
       const conn = this.conn
       const id = conn.nextId()
       conn.ack(id).then(p => { if (this.subs.get(filter) === s) this.settleSub(filter, p.type === SUBACK ? p.granted[0] : undefined) }, () => {})
-      conn.write(encodeSubscribe(id, [[filter, s.qos]]))
+      conn.write(encodeSubscribe(id, [[wire(filter, s), s.qos]]))
     }
     const unsubscribe = (): void => {
       if (!s.handlers.delete(handler) || s.handlers.size > 0 || this.subs.get(filter) !== s) return
       this.subs.delete(filter)
       for (const [resolve] of s.waiters) resolve()
+      if (this.sse !== null) this.follow()
       if (this.conn?.ready === true) {
         const id = this.conn.nextId()
         this.conn.ack(id).catch(() => {})
-        this.conn.write(encodeUnsubscribe(id, [filter]))
+        this.conn.write(encodeUnsubscribe(id, [wire(filter, s)]))
       }
     }
     return Object.assign(unsubscribe, { ready })
@@ -492,6 +673,10 @@ export class RealtimeClient extends Emitter<ClientEvents> {
   }
 
   private transmit (o: Outgoing): void {
+    if (this.sse !== null) {
+      this.sse.publish(this.opts.fetch ?? fetch, o.topic, o.payload, o.qos, o.retain).then(o.resolve, o.reject)
+      return
+    }
     const conn = this.conn
     if (conn === null || !this.live) return void this.outbox.push(o)
     if (o.qos === 0) {
@@ -520,6 +705,7 @@ export class RealtimeClient extends Emitter<ClientEvents> {
     this.detach()
     this.conn?.close(reason)
     this.conn = null
+    this.sse?.close()
     const err = clientError('RTW_CLIENT_CLOSED', reason)
     this.requests.closeAll(err)
     for (const o of this.outbox) o.reject(err)

@@ -48,6 +48,8 @@ interface Waiter { resolve: (p: Packet) => void, reject: (e: Error) => void }
 export class Connection {
   /** True once CONNACK accepted the session, false again once closed. */
   ready = false
+  /** True once the WebSocket opened: a connection that never did points at a proxy or network that blocks WebSockets. */
+  opened = false
   private readonly ws: WebSocketLike
   private readonly reader = new PacketReader()
   private readonly waiters = new Map<number, Waiter>()
@@ -62,7 +64,10 @@ export class Connection {
     this.ws = new opts.WebSocket(opts.url, ['mqtt']) as WebSocketLike
     this.ws.binaryType = 'arraybuffer'
     this.cancelConnect = this.timer(() => this.close('connect timeout'), opts.connectTimeoutMs)
-    this.ws.onopen = () => this.write(encodeConnect(opts))
+    this.ws.onopen = () => {
+      this.opened = true
+      this.write(encodeConnect(opts))
+    }
     this.ws.onmessage = ev => this.receive(ev.data)
     this.ws.onerror = () => {}
     this.ws.onclose = ev => this.finish(`socket closed (${ev.code}${ev.reason === '' ? '' : ' ' + ev.reason})`)
