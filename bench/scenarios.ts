@@ -5,6 +5,7 @@ import { RABBITMQ_SERVER, acceptsAmqp, rabbitInstalled, startRabbitNode } from '
 import { startNode, track, type Child } from './lib/children.js'
 import { startGatewayWithEcho, type GatewayOptions } from './lib/gateway.js'
 import type { HttpRequestSpec } from './lib/http-load.js'
+import { CLUSTER_SCENARIOS } from './cluster.js'
 
 export interface Started {
   request: HttpRequestSpec
@@ -130,8 +131,9 @@ export const HTTP_SCENARIOS: HttpScenario[] = [
     ...gatewayScenario('gateway-alt', `as gateway, from the build in BENCH_ALT_DIST (${process.env.BENCH_ALT_DIST ?? 'unset'})`, { distDir: process.env.BENCH_ALT_DIST }),
     skip: () => process.env.BENCH_ALT_DIST === undefined ? 'BENCH_ALT_DIST is not set' : undefined
   },
-  queuedScenario('gateway-queued')
+  queuedScenario('gateway-queued'),
+  ...CLUSTER_SCENARIOS
 ]
 
 /** Rows run when BENCH_SCENARIOS is not set; "all" runs every row. */
-export const DEFAULT_SCENARIOS = ['bare', 'gateway', 'gateway-qos1', 'gateway-queued']
+export const DEFAULT_SCENARIOS = ['bare', 'gateway', 'gateway-qos1', 'gateway-queued', 'gateway-datadir', 'cluster-local', 'cluster-cross']

@@ -53,6 +53,30 @@ export function takeReplies (chunk: Buffer, take: TakeReply): number {
   return o
 }
 
+type Read = (this: Duplex, size?: number) => unknown
+
+/** One connection's tap: where its packets end, and what to ask and call. */
+class Tap {
+  readonly boundaries = new PacketGuard(Infinity)
+  constructor (readonly read: Read, readonly ready: () => boolean, readonly take: TakeReply) {}
+}
+
+const TAP = Symbol('rtw.tap')
+type Tapped = Duplex & { [TAP]: Tap }
+
+// One function for every connection, its state under TAP: idle connections are most of a fleet.
+function tappedRead (this: Tapped, size?: number): unknown {
+  const t = this[TAP]
+  const chunk: unknown = t.read.call(this, size)
+  if (!Buffer.isBuffer(chunk)) return chunk
+  const taken = t.boundaries.atBoundary && t.ready() ? takeReplies(chunk, t.take) : 0
+  // All taken: null, as for an empty buffer, and the stream says 'readable' again on the next bytes.
+  if (taken === chunk.length) return null
+  const rest = taken === 0 ? chunk : chunk.subarray(taken)
+  t.boundaries.scan(rest)
+  return rest
+}
+
 /**
  * Puts takeReplies in front of the connection's reader (Aedes pulls bytes with
  * `conn.read()`, aedes/lib/client.js). Only while `ready()` says the client is
@@ -60,16 +84,6 @@ export function takeReplies (chunk: Buffer, take: TakeReply): number {
  * a PacketGuard follows where the packets Aedes was given end.
  */
 export function tapReplies (conn: Duplex, ready: () => boolean, take: TakeReply): void {
-  const boundaries = new PacketGuard(Infinity)
-  const read = conn.read
-  conn.read = function tappedRead (this: Duplex, size?: number) {
-    const chunk: unknown = read.call(this, size)
-    if (!Buffer.isBuffer(chunk)) return chunk
-    const taken = boundaries.atBoundary && ready() ? takeReplies(chunk, take) : 0
-    // All taken: null, as for an empty buffer, and the stream says 'readable' again on the next bytes.
-    if (taken === chunk.length) return null
-    const rest = taken === 0 ? chunk : chunk.subarray(taken)
-    boundaries.scan(rest)
-    return rest
-  }
+  (conn as Tapped)[TAP] = new Tap(conn.read as Read, ready, take)
+  conn.read = tappedRead as Duplex['read']
 }

@@ -9,7 +9,8 @@ import type { FastifyInstance } from 'fastify'
 import type { Stage } from '../../broker/pipeline.js'
 import { listOf } from '../config.js'
 import { HISTORY_PREFIX } from '../../core/namespaces.js'
-import { formatPosition, isRecorded, MemoryHistory, type History, type Position } from '../../core/history.js'
+import { RedisHistory } from '../history/redis.js'
+import { formatPosition, isRecorded, parsePosition, MemoryHistory, type History, type Position } from '../../core/history.js'
 import { LiveHub } from '../../core/live-hub.js'
 import type { LiveMessage } from '../../core/sse.js'
 import { LogLimiter } from '../log-limit.js'
@@ -26,9 +27,13 @@ declare module 'fastify' {
 async function historyPlugin (app: FastifyInstance): Promise<void> {
   const config = app.config
   const filters = listOf(config.historyTopics)
+  const limits = { size: config.historySize, ttlMs: config.historyTtlMs, maxBytes: config.historyMaxBytes }
+  // In a cluster the history is shared, and every node's streams are fed from the
+  // positioned copies, which the shared routing brings to every node once.
+  const cluster = app.cluster
   const history: History | null = config.historySize === 0
     ? null
-    : new MemoryHistory({ size: config.historySize, ttlMs: config.historyTtlMs, maxBytes: config.historyMaxBytes })
+    : cluster === null ? new MemoryHistory(limits) : new RedisHistory(cluster.link.db, limits)
   const live = new LiveHub()
   const limited = new LogLimiter(app.log)
 
@@ -39,10 +44,10 @@ async function historyPlugin (app: FastifyInstance): Promise<void> {
 
   const deliver = (topic: string, payload: Buffer, qos: 0 | 1 | 2, position?: Position): void => {
     const msg: LiveMessage = position === undefined ? { topic, payload, qos } : { topic, payload, qos, position }
-    live.publish(msg)
-    // [P-16.1] the positioned copy, for MQTT subscribers that hold one.
+    if (cluster === null) live.publish(msg)
+    // [P-16.1] the positioned copy, for MQTT subscribers that hold one (on any node, in a cluster).
     const copy = HISTORY_PREFIX + topic
-    if (subscriptions.hasMatch(copy)) {
+    if (cluster !== null || subscriptions.hasMatch(copy)) {
       const head = Buffer.from((position === undefined ? '' : formatPosition(position)) + '\n')
       app.broker.publish(copy, Buffer.concat([head, payload]), qos === 0 ? 0 : 1, false, mirrorFailed)
     }
@@ -70,6 +75,21 @@ async function historyPlugin (app: FastifyInstance): Promise<void> {
     deliver(topic, packet.payload as Buffer, qos)
   }
   app.stages.history = { name: 'history', published: observe } satisfies Stage
+
+  if (cluster !== null) {
+    // [P-14.1] each node's streams get every message once, from whichever node recorded it.
+    app.broker.aedes.subscribe(`${HISTORY_PREFIX}#`, (packet: { topic: string, payload: Buffer | string, qos: 0 | 1 | 2 }, done: () => void) => {
+      const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)
+      const nl = payload.indexOf(0x0a)
+      if (nl !== -1) {
+        const position = parsePosition(payload.subarray(0, nl).toString()) ?? undefined
+        const topic = packet.topic.slice(HISTORY_PREFIX.length)
+        const body = payload.subarray(nl + 1)
+        live.publish(position === undefined ? { topic, payload: body, qos: packet.qos } : { topic, payload: body, qos: packet.qos, position })
+      }
+      done()
+    }, () => {})
+  }
 
   app.decorate('history', history)
   app.decorate('live', live)
