@@ -20,6 +20,7 @@
 //   BENCH_BROKER_ROWS      comma list of broker row ids (default: all but the opt-in ones)
 //   BENCH_HOLD             "1" adds the 50,000 idle WebSocket connections row (BENCH_HOLD_CONNECTIONS)
 //   BENCH_IDLE_CONNECTIONS connections of the idle-memory rows (default 5000)
+//   BENCH_SSE              "0" skips the GET /events rows: SSE vs MQTT-over-WebSocket fan-out, idle stream memory (bench/sse-rows.ts)
 //   BENCH_PIN              "1": the server under test on CPU 0, the load generator and helpers on CPU 1 (bench/lib/pin.ts)
 import os from 'node:os'
 import { installCleanup, stopAll } from './lib/children.js'
@@ -31,6 +32,7 @@ import { fmtInt, fmtMs, fmtRatio, renderTable } from './lib/table.js'
 import { BODY, DEFAULT_SCENARIOS, HTTP_SCENARIOS, type HttpScenario, type Started } from './scenarios.js'
 import { pin, pinning } from './lib/pin.js'
 import { benchBrokers } from './lib/broker-bench.js'
+import { benchSse } from './sse-rows.js'
 
 const TARGET = { scenario: 'gateway', reference: 'bare', connections: 50, minThroughputRatio: 0.5, maxP99Ratio: 3 }
 
@@ -214,8 +216,9 @@ async function main (): Promise<void> {
   reportTarget(http.rows)
   const mqttFailed = process.env.BENCH_MQTT === '0' ? false : await benchMqtt()
   const brokerFailed = process.env.BENCH_BROKER === '0' ? false : await benchBrokers(rounds)
+  const sseFailed = process.env.BENCH_SSE === '0' ? false : await benchSse(rounds)
   await stopAll()
-  if (http.failed || mqttFailed || brokerFailed) {
+  if (http.failed || mqttFailed || brokerFailed || sseFailed) {
     console.log('\nSome requests failed (non-2xx, errors or timeouts above): the figures are not clean.')
     process.exitCode = 1
   }

@@ -49,3 +49,23 @@ describe('npm run token', () => {
     expect(statSync(MAIN).mtimeMs).toBe(built)
   })
 })
+
+describe('RTW_LOG_PRETTY', () => {
+  it('prints pino-pretty lines instead of JSON, and JSON when set to 0', async () => {
+    const start = async (pretty: string): Promise<string> => {
+      const p = startProcess(process.execPath, [MAIN, '--http-port', '0', '--mqtt-port', '0'], { env: { RTW_LOG_PRETTY: pretty }, cwd: ROOT })
+      try {
+        await p.waitForOutput(/gateway ready/, 20_000)
+        return p.output()
+      } finally {
+        p.signal('SIGTERM')
+        await p.waitForExit(20_000)
+      }
+    }
+    const pretty = await start('1')
+    expect(pretty).toMatch(/INFO.*RealTime-Web gateway ready/)
+    expect(pretty).not.toMatch(/^\{"level"/m)
+    const json = await start('0')
+    expect(json).toMatch(/^\{"level":30,.*"msg":"RealTime-Web gateway ready/m)
+  })
+})
