@@ -3,7 +3,7 @@
 import Fastify from 'fastify'
 
 const app = Fastify({ logger: false })
-// Raw bytes, as the gateway takes them (PERF-NOTES pitfall 4).
+// Raw bytes, as the gateway takes them (docs/ARCHITECTURE.md "Pitfalls" 4).
 app.removeAllContentTypeParsers()
 app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body))
 app.post('/echo', (req, reply) => {

@@ -10,6 +10,7 @@ import { checkTopic, connectViolation, textViolation, TOO_DEEP_FILTER, type Topi
 import { heldFilters } from './internals.js'
 import type { Pipeline } from './pipeline.js'
 import type { Counters } from './counters.js'
+import { ThrottledPublishes } from './throttled.js'
 
 export type Route = (packet: PublishPacket, client: Client | null, done: (err?: Error | null) => void) => void
 
@@ -32,7 +33,7 @@ export interface AdapterOptions {
 export interface Adapted {
   aedes: Aedes
   subscriptions: SubscriptionIndex<Client>
-  /** Routes a client's PUBLISH through the publish stages, then Aedes's router (the fast lanes call this too). */
+  /** Routes a client's PUBLISH through the throttle and publish stages, then Aedes's router (the fast lanes call this too). */
   route: Route
 }
 
@@ -162,21 +163,25 @@ export async function adaptAedes (opts: AdapterOptions): Promise<Adapted> {
   // Consuming at publish time rather than in authorizePublish lets the client
   // keep its PUBACK while the packet itself is taken by a stage.
   const routePublish = aedes.publish.bind(aedes) as unknown as Route
+  const consumeOrRoute: Route = (packet, client, done) => {
+    if (client !== null && pipeline().publish(client, packet)) {
+      done?.(null)
+      return
+    }
+    routePublish(packet, client, done)
+  }
+  const throttled = new ThrottledPublishes(() => pipeline().throttle, consumeOrRoute, () => { counters.limits.publishesDelayed++ })
   const route: Route = function (packet, client, done) {
     if (typeof client === 'function') return routePublish(packet, null, client)
+    // Routed already, before its PUBACK (ackAfterStore): counted, throttled and stored then.
     if (routedEarly.has(packet)) {
       routedEarly.delete(packet)
       done?.(null)
       return
     }
-    if (client !== null && client !== undefined) {
-      counters.received[packet.qos]++
-      if (pipeline().publish(client, packet)) {
-        done?.(null)
-        return
-      }
-    }
-    routePublish(packet, client, done)
+    if (client === null || client === undefined) return routePublish(packet, null, done)
+    counters.received[packet.qos]++
+    throttled.route(packet, client, done)
   }
   ;(aedes as unknown as { publish: Route }).publish = route
 

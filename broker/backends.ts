@@ -71,7 +71,7 @@ export function levelDir (dataDir: string): string {
  * nodes cannot be reached anyway, and this node's clients keep talking to each
  * other (docs/CLUSTER.md, "Redis down").
  */
-export function redisBackends (redis: BrokerRedis): BrokerBackends {
+export function redisBackends (redis: BrokerRedis, onStreamError: (err: Error) => void = () => {}): BrokerBackends {
   const mq = MQEmitterRedis({ pubConn: redis.pub, subConn: redis.sub }) as unknown as LocalEmit & { emit: LocalEmit['_emit'] }
   // mqemitter-redis keeps MQEmitter's own, local emit as _emit (mqemitter-redis.js).
   if (typeof mq._emit !== 'function') throw new Error('mqemitter-redis has no _emit: this version is not supported')
@@ -84,16 +84,51 @@ export function redisBackends (redis: BrokerRedis): BrokerBackends {
     if (redis.pub.status === 'ready') viaRedis(msg, done)
     else local(msg, done)
   }
+  // mqemitter-redis closes by QUIT and waits for both connections to end, which
+  // a connection that is reconnecting to a Redis that is gone never does: the
+  // node would hang on shutdown. Such connections are dropped instead.
+  const close = mq.close.bind(mq)
+  mq.close = (done) => {
+    if (redis.pub.status === 'ready' && redis.sub.status === 'ready') { close(done); return }
+    redis.pub.disconnect()
+    redis.sub.disconnect()
+    mq._close(done)
+  }
   return {
     kind: 'redis',
-    persistence: aedesPersistenceRedis({ conn: redis.db }),
+    persistence: guardStreams(aedesPersistenceRedis({ conn: redis.db }), onStreamError),
     mq,
     durable: true,
     close: async () => {}
   }
 }
 
+/**
+ * Aedes reads some persistence streams with `.pipe()` and no error listener
+ * (the retained messages of a SUBSCRIBE, lib/handlers/subscribe.js), so a
+ * Redis command failing while Redis is away would end the process with an
+ * unhandled 'error'. Every stream the persistence hands out gets a listener
+ * here: the read ends early (the client misses those retained messages, as
+ * docs/CLUSTER.md "Redis down" says), it is logged, and the node keeps serving.
+ */
+function guardStreams<P extends object> (persistence: P, onError: (err: Error) => void): P {
+  const streams = ['createRetainedStream', 'createRetainedStreamCombi', 'outgoingStream', 'streamWill', 'getClientList']
+  const p = persistence as Record<string, unknown>
+  for (const name of streams) {
+    const method = p[name]
+    if (typeof method !== 'function') continue
+    p[name] = function (this: unknown, ...args: unknown[]) {
+      const stream = (method as (...a: unknown[]) => unknown).apply(this, args)
+      ;(stream as { on?: (e: string, f: (err: Error) => void) => void }).on?.('error', onError)
+      return stream
+    }
+  }
+  return persistence
+}
+
 interface LocalEmit {
+  close: (done?: () => void) => void
+  _close: (done?: () => void) => void
   _emit: (msg: { topic: string }, done?: (err?: Error) => void) => void
   state: { on: (event: 'error', fn: (err: Error) => void) => void }
 }

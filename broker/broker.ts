@@ -105,11 +105,8 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
 
   const ownRequests = (opts.ownRequestLane ?? opts.mq === undefined) ? new OwnRequestLane(subscriptions, current, counters) : undefined
 
-  const handle = (conn: Duplex, req?: IncomingMessage): void => {
-    if (!pipeline.accept(conn, req)) {
-      conn.destroy()
-      return
-    }
+  const serve = (conn: Duplex, req?: IncomingMessage): void => {
+    if (conn.destroyed) return
     if (req === undefined) counters.connections.tcp++
     else counters.connections.ws++
     // Not `req`: Aedes would keep it as client.req for the connection's whole
@@ -119,6 +116,17 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
     // [P-12.3] a filter Aedes would close the connection for (over its 100 levels) gets SUBACK 0x80 instead.
     beforeEachPacket(client, capFilterDepth)
     tapRepliesOf(client, conn, topicLimits, counters, route)
+  }
+  const handle = (conn: Duplex, req?: IncomingMessage): void => {
+    const wait = pipeline.accept(conn, req)
+    if (wait === false) conn.destroy()
+    // Unread meanwhile: the CONNECT waits in the socket, and Aedes's connect timeout has not started.
+    else if (wait > 0) {
+      // A peer that resets the connection meanwhile must not crash the process; Aedes listens later.
+      conn.on('error', ignore)
+      setTimeout(serve, wait, conn, req).unref()
+    }
+    else serve(conn, req)
   }
 
   const listener = tcpListener({
@@ -154,3 +162,5 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
   }
   return broker
 }
+
+function ignore (): void {}

@@ -7,10 +7,12 @@ export interface LimitCounters {
   oversizePackets: number
   /** Connections closed by the packet guard: a Remaining Length past 4 bytes, a SUBSCRIBE/UNSUBSCRIBE without filters. */
   malformedPackets: number
-  /** New connections refused by the per-address connection rate (TCP closed, WebSocket 429). */
+  /** New connections that waited for the per-address connection rate before their CONNECT was read (or their WebSocket upgrade answered). */
+  connectionsDelayed: number
+  /** New connections refused because they would have waited longer than the connection rate's hard bound (TCP closed, WebSocket 429). */
   connectionsRefused: number
-  /** PUBLISH packets acknowledged and dropped by the per-client publish rate. */
-  publishesDropped: number
+  /** PUBLISH packets that waited for the per-client publish rate (none is dropped: the client's socket is read more slowly). */
+  publishesDelayed: number
   /** Subscriptions refused (SUBACK 0x80) by maxSubscriptions. */
   subscriptionsRefused: number
   /** Clients disconnected for holding more than maxOutboundBytes unsent. */
@@ -35,6 +37,6 @@ export function newCounters (): Counters {
     sent: [0, 0, 0],
     connections: { tcp: 0, ws: 0 },
     refused: 0,
-    limits: { oversizePackets: 0, malformedPackets: 0, connectionsRefused: 0, publishesDropped: 0, subscriptionsRefused: 0, slowConsumers: 0 }
+    limits: { oversizePackets: 0, malformedPackets: 0, connectionsDelayed: 0, connectionsRefused: 0, publishesDelayed: 0, subscriptionsRefused: 0, slowConsumers: 0 }
   }
 }

@@ -12,9 +12,11 @@ export interface Stage {
   readonly name: string
   /**
    * A new connection, before Aedes reads a byte of it (`req` for WebSocket).
-   * False destroys it. A stage may wrap the connection's reader here.
+   * False destroys it; a number of ms makes it wait that long before Aedes
+   * reads it (its bytes wait in the socket meanwhile). A stage may wrap the
+   * connection's reader here.
    */
-  accept?: (conn: Duplex, req?: IncomingMessage) => boolean
+  accept?: (conn: Duplex, req?: IncomingMessage) => boolean | number
   /** CONNECT, before its credentials are looked at; false closes the connection. */
   connect?: (client: Client) => boolean
   /**
@@ -23,6 +25,13 @@ export interface Stage {
    * stage that refuses ends the chain.
    */
   authenticate?: (client: Client, username: string | undefined, password: Buffer | undefined) => number | Promise<number>
+  /**
+   * How many ms this client PUBLISH must wait before the `publish` stages see
+   * it; 0 to go on now. While a publish waits, the ones after it wait behind
+   * it and the connection is not read: backpressure, nothing is dropped.
+   * Asked again when the wait is over.
+   */
+  throttle?: (client: Client, packet: PublishPacket) => number
   /**
    * A client PUBLISH, after the broker's conformance checks and after it was
    * acknowledged, before it is routed. A stage may rewrite `packet.payload`.
@@ -52,10 +61,13 @@ export interface Stage {
 
 export interface Pipeline {
   readonly stages: readonly Stage[]
-  accept: (conn: Duplex, req?: IncomingMessage) => boolean
+  /** False to destroy, else the ms to wait before Aedes reads the connection (the longest any stage asks). */
+  accept: (conn: Duplex, req?: IncomingMessage) => false | number
   connect: (client: Client) => boolean
   /** Resolves 0, or the first refusing stage's CONNACK code; undefined when no stage authenticates (sync fast path). */
   authenticate: ((client: Client, username: string | undefined, password: Buffer | undefined) => Promise<number>) | undefined
+  /** The longest wait any stage asks for; undefined when no stage throttles. */
+  throttle: ((client: Client, packet: PublishPacket) => number) | undefined
   /** True when a stage consumed the packet. */
   publish: (client: Client, packet: PublishPacket) => boolean
   subscribe: (client: Client, filter: string) => boolean
@@ -91,6 +103,8 @@ function all<A extends unknown[]> (fns: Array<(...a: A) => boolean>): (...a: A) 
 /** The pipeline the broker runs: each event's stages, in the order given. */
 export function compose (stages: readonly Stage[]): Pipeline {
   const consume = methods(stages, 'publish')
+  const accept = methods(stages, 'accept')
+  const throttle = methods(stages, 'throttle')
   const auth = methods(stages, 'authenticate')
   const deliver = methods(stages, 'deliver')
   const published = methods(stages, 'published')
@@ -98,7 +112,25 @@ export function compose (stages: readonly Stage[]): Pipeline {
   const disconnect = methods(stages, 'disconnect')
   return {
     stages,
-    accept: all(methods(stages, 'accept')),
+    accept: (conn, req) => {
+      let wait = 0
+      for (const f of accept) {
+        const r = f(conn, req)
+        if (r === false) return false
+        if (typeof r === 'number' && r > wait) wait = r
+      }
+      return wait
+    },
+    throttle: throttle.length === 0
+      ? undefined
+      : (client, packet) => {
+          let wait = 0
+          for (const f of throttle) {
+            const w = f(client, packet)
+            if (w > wait) wait = w
+          }
+          return wait
+        },
     connect: all(methods(stages, 'connect')),
     authenticate: auth.length === 0
       ? undefined

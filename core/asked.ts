@@ -33,40 +33,37 @@ export function deadlineOf (payload: Buffer): number {
 
 /** The requests delivered to one client that it may still answer. */
 export class Ledger {
-  private readonly open = new Map<string, { deadline: number, service: string }>()
+  /** Open request ids and their deadlines. */
+  private readonly open = new Map<string, number>()
   private sweepAt = 256
-  /** The last ids answered or expired here: a second reply to one is the correlator's to call late or duplicate. */
+  /** The last ids answered here: a second reply to one is the correlator's to call duplicate, late or wrong-service. */
   private readonly closed: string[] = new Array<string>(CLOSED_KEPT).fill('')
   private closedAt = 0
 
-  private close (id: string): void {
-    this.open.delete(id)
-    this.closed[this.closedAt] = id
-    this.closedAt = (this.closedAt + 1) % CLOSED_KEPT
-  }
-
-  /** The request was delivered; it may be answered until its deadline. */
-  asked (id: string, service: string, deadline: number, now: number): void {
-    this.open.set(id, { deadline, service })
+  /** The request was delivered; it may be answered until its deadline (epoch ms). */
+  asked (id: string, deadline: number): void {
+    this.open.set(id, deadline)
     if (this.open.size >= this.sweepAt) {
-      for (const [k, e] of this.open) if (e.deadline < now) this.open.delete(k)
+      const now = Date.now()
+      for (const [k, d] of this.open) if (d < now) this.open.delete(k)
       this.sweepAt = Math.max(256, this.open.size * 2)
     }
   }
 
   /**
    * True for a reply to a request that was delivered to this client: the
-   * correlator then decides what it is. A reply on the request's own service
-   * closes the entry (the first reply wins [P-5.3]); one on another service
-   * leaves it open, for the correlator to drop as wrong-service [P-3.5]. A
-   * repeat, or a reply after the deadline, still passes, so that it is
-   * counted as duplicate or late rather than as not-asked.
+   * correlator then decides what it is (the reply, or a late, duplicate or
+   * wrong-service one [P-5.3], [P-3.5]). The first reply closes the entry;
+   * the last CLOSED_KEPT closed ids still pass, so that a repeat is counted as
+   * what it is rather than as not-asked.
    */
-  answer (id: string, service: string, now: number): boolean {
-    const e = this.open.get(id)
-    if (e === undefined) return this.closed.includes(id)
-    if (e.service === service || e.deadline < now) this.close(id)
-    return true
+  answer (id: string): boolean {
+    if (this.open.delete(id)) {
+      this.closed[this.closedAt] = id
+      this.closedAt = (this.closedAt + 1) % CLOSED_KEPT
+      return true
+    }
+    return this.closed.includes(id)
   }
 
   get size (): number {

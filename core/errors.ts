@@ -1,6 +1,7 @@
 // The one table of stable error codes. Each code maps to an HTTP status and is
 // also the `error.code` of a gateway-made `$res` reply [P-6.1]. Codes are never
-// renamed or reused; test/unit/errors.test.ts keeps this table and README.md in sync.
+// renamed or reused; test/unit/docs-sync.test.ts keeps this table, README.md,
+// openapi.yaml and PROTOCOL.md in sync.
 
 export const ERRORS = {
   RTW_BAD_TARGET: { status: 400, message: 'Invalid service or path: levels must be non-empty and may not contain wildcards, "$", NUL, "." or ".." levels' },

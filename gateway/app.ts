@@ -28,7 +28,7 @@ import sysVisibilityPlugin from './plugins/sys-visibility.js'
 import corsPlugin from './plugins/cors.js'
 import hostCheckPlugin from './plugins/host-check.js'
 import { clientErrorHandler } from './client-error.js'
-import { loadTls } from './tls.js'
+import { configFiles } from './config-files.js'
 import { compileTrust } from '../core/client-address.js'
 import { brokerPipeline } from './pipeline.js'
 
@@ -72,7 +72,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   const app = Fastify({
     // https (and so wss) on the same port when a certificate is configured. Spread
     // as `object` so the instance keeps the http typing the plugins are written against.
-    ...({ https: loadTls(config) ?? null } as object),
+    ...({ https: configFiles(config).tls ?? null } as object),
     // 400/408/431 from Node's HTTP parser, in our error shape.
     clientErrorHandler: clientErrorHandler(),
     // Every line goes through the redaction of log-redact.ts: no token or key is ever logged.
@@ -115,7 +115,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   }
 
   // Bodies stay raw bytes: the bridge forwards them untouched, and a JSON parse
-  // would turn them into objects (PERF-NOTES pitfall 4).
+  // would turn them into objects (docs/ARCHITECTURE.md "Pitfalls" 4).
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body))
 

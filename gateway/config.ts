@@ -5,6 +5,7 @@ import { readFileSync, statSync } from 'node:fs'
 import { parseApiKeys, type ApiKey } from './auth/api-keys.js'
 import { parseTrustedProxies } from '../core/client-address.js'
 import { isValidTopicFilter } from '../core/topics.js'
+import { configFiles } from './config-files.js'
 
 type Kind = 'string' | 'optional' | 'port' | 'int' | 'qos' | 'level' | 'bool' | 'addresses'
 
@@ -50,8 +51,8 @@ export const CONFIG_FIELDS = {
   forwardCredentials: { kind: 'optional', env: 'RTW_FORWARD_CREDENTIALS', flag: '--forward-credentials', default: '', doc: 'Comma list of services whose requests carry the caller\'s Authorization and Cookie headers; for every other service they are removed' },
   maxPacketSize: { kind: 'int', env: 'RTW_MAX_PACKET_SIZE', flag: '--max-packet-size', default: 2_097_152, min: 64, doc: 'Largest MQTT packet in bytes; a larger one disconnects the client' },
   maxInFlightPerClient: { kind: 'int', env: 'RTW_MAX_IN_FLIGHT_PER_CLIENT', flag: '--max-in-flight-per-client', default: 1000, min: 1, doc: 'Requests one MQTT client or one REST token may have awaiting replies (429 above it)' },
-  publishRate: { kind: 'int', env: 'RTW_PUBLISH_RATE', flag: '--publish-rate', default: 10_000, min: 1, doc: 'PUBLISH packets per second per client (bursts up to this many); excess is dropped' },
-  connectRate: { kind: 'int', env: 'RTW_CONNECT_RATE', flag: '--connect-rate', default: 200, min: 1, doc: 'New MQTT connections per second per remote address (bursts up to this many)' },
+  publishRate: { kind: 'int', env: 'RTW_PUBLISH_RATE', flag: '--publish-rate', default: 250_000, min: 1, doc: 'PUBLISH packets per second per client (bursts up to this many); a faster client is read more slowly, nothing is dropped' },
+  connectRate: { kind: 'int', env: 'RTW_CONNECT_RATE', flag: '--connect-rate', default: 200, min: 1, doc: 'New MQTT connections per second per remote address (bursts up to this many); more wait for their turn, up to 20 s' },
   maxSubscriptions: { kind: 'int', env: 'RTW_MAX_SUBSCRIPTIONS', flag: '--max-subscriptions', default: 128, min: 1, doc: 'Subscriptions per client (SUBACK 0x80 above it)' },
   maxTopicLength: { kind: 'int', env: 'RTW_MAX_TOPIC_LENGTH', flag: '--max-topic-length', default: 1024, min: 16, doc: 'Longest topic or filter in bytes' },
   maxTopicLevels: { kind: 'int', env: 'RTW_MAX_TOPIC_LEVELS', flag: '--max-topic-levels', default: 32, min: 2, doc: 'Most levels in a topic or filter (at most 100)' },
@@ -302,8 +303,9 @@ export function loadConfig (sources: ConfigSources = {}): LoadedConfig {
   }
   if (config.redisUrl !== '' && !/^rediss?:\/\/[^/]/.test(config.redisUrl)) throw new ConfigError(`redisUrl must be a redis:// or rediss:// URL (got ${JSON.stringify(config.redisUrl)})`)
   Object.freeze(config)
-  // [P-11.9] a bad key file stops start-up here, like any other bad value.
+  // [P-11.9] a bad key file stops start-up here, like any other bad value; so do the TLS and JWT files.
   apiKeysOf(config)
+  configFiles(config)
   return { config, flags: cli.flags, sources: Object.freeze(from as Record<ConfigKey, string>) }
 }
 

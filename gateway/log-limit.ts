@@ -1,5 +1,5 @@
 // Rate-limited logging per kind of event: a flood of bad clients must not flood
-// the log or grow memory (PERF-NOTES pitfall 6). Suppressed lines are counted
+// the log or grow memory (docs/ARCHITECTURE.md "Pitfalls" 6). Suppressed lines are counted
 // and reported with the next line that gets through.
 import type { FastifyBaseLogger } from 'fastify'
 

@@ -21,7 +21,10 @@ async function main (): Promise<void> {
   // Pretty logs when asked for, or by default on a terminal (never under pm2, whose output is a pipe).
   const pretty = sources.logPretty === 'default' ? process.stdout.isTTY === true : config.logPretty
   const app = await buildApp(config, { logger: consoleLogger(config, pretty) })
-  await app.listen({ port: config.httpPort, host: config.host })
+  // A burst of new HTTP connections (thousands of callers or SSE streams at once)
+  // overflows Node's default accept queue of 511 while the loop is busy, and the
+  // kernel then resets some of them; the kernel caps this at net.core.somaxconn.
+  await app.listen({ port: config.httpPort, host: config.host, backlog: 4096 })
   const mqtt = await app.broker.listenTcp(config.mqttPort, config.host)
   const http = app.server.address()
   const httpPort = typeof http === 'object' && http !== null ? http.port : config.httpPort

@@ -65,7 +65,7 @@ export async function startRedisNode (opts: { appendOnly?: boolean } = {}): Prom
   }
   const kill = async (): Promise<void> => {
     const c = child
-    if (c === undefined || c.exitCode !== null || c.pid === undefined) return
+    if (c === undefined || c.exitCode !== null || c.signalCode !== null || c.pid === undefined) return
     const gone = new Promise(resolve => c.once('exit', resolve))
     try { process.kill(-c.pid, 'SIGKILL') } catch { /* already gone */ }
     await gone

@@ -49,7 +49,7 @@ async function connect (transport: Transport, url: string, clientId: string): Pr
     client.once('error', reject)
   })
   // MQTT.js leaves Nagle on; a PUBACK followed by the next request then waits
-  // for a delayed ACK (PERF-NOTES pitfall 2). The ws library turns it off itself.
+  // for a delayed ACK (docs/ARCHITECTURE.md "Pitfalls" 2). The ws library turns it off itself.
   ;(client.stream as unknown as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true)
   return client
 }

@@ -1,7 +1,7 @@
 // A Duplex over a `ws` WebSocket, for MQTT.js in the bench's ws-batched rows.
 // Unlike ws.createWebSocketStream it gathers every chunk written in one tick
 // into a single binary frame, as MQTT.js's browser transport does: mqtt-packet
-// writes one PUBLISH as several small chunks (PERF-NOTES pitfall 1).
+// writes one PUBLISH as several small chunks (docs/ARCHITECTURE.md "Pitfalls" 1).
 import { Duplex } from 'node:stream'
 import type { WebSocket } from 'ws'
 import { Gather } from '../../broker/write-batch.js'

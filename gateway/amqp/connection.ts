@@ -102,7 +102,7 @@ export class AmqpConnection extends EventEmitter {
     let model: ChannelModel | undefined
     try {
       // noDelay: amqplib leaves Nagle on, and publish + confirm + reply are small
-      // back-to-back writes that stall ~40 ms on delayed ACKs (PERF-NOTES pitfall 2).
+      // back-to-back writes that stall ~40 ms on delayed ACKs (docs/ARCHITECTURE.md "Pitfalls" 2).
       model = await amqp.connect(this.url, { clientProperties: { connection_name: this.opts.name }, timeout: 5_000, noDelay: true })
       if (this.closed) { await model.close().catch(() => {}); return }
       // amqplib writes every frame with its own syscall; gather one turn's frames into one write.

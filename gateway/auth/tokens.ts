@@ -2,10 +2,10 @@
 // [P-11.1]: HS256 with a shared secret, RS256/ES256 with a PEM public key or a
 // JWKS file. jose does the cryptography; this file only chooses keys, checks
 // the standard claims and caches good results.
-import { readFileSync } from 'node:fs'
-import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto'
+import { createSecretKey, type KeyObject } from 'node:crypto'
 import { createLocalJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose'
 import { apiKeysOf, jwtEnabled, type Config } from '../config.js'
+import { configFiles } from '../config-files.js'
 import { apiKeyLookup } from './api-keys.js'
 import type { CallerIdentity } from '../../core/envelope.js'
 export { authEnabled } from '../config.js'
@@ -41,8 +41,9 @@ export function callerFromClaims (payload: JWTPayload, via: CallerIdentity['via'
 
 export function createVerifier (config: Config): TokenVerifier {
   const secret: KeyObject | undefined = config.jwtSecret === '' ? undefined : createSecretKey(Buffer.from(config.jwtSecret, 'utf8'))
-  const publicKey: KeyObject | undefined = config.jwtPublicKeyFile === '' ? undefined : createPublicKey(readFileSync(config.jwtPublicKeyFile, 'utf8'))
-  const jwks: JWTVerifyGetKey | undefined = config.jwksFile === '' ? undefined : createLocalJWKSet(JSON.parse(readFileSync(config.jwksFile, 'utf8')))
+  const files = configFiles(config)
+  const publicKey: KeyObject | undefined = files.jwtPublicKey
+  const jwks: JWTVerifyGetKey | undefined = files.jwks === undefined ? undefined : createLocalJWKSet(files.jwks)
 
   // [P-11.9] One result object per key, built once: same shape as a JWT's, no expiry.
   const apiKey = apiKeyLookup(apiKeysOf(config), (k): TokenResult & { ok: true } => Object.freeze({

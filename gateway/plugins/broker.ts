@@ -7,7 +7,7 @@ import { levelBackends, levelDir, memoryBackends, redisBackends, type BrokerBack
 import { Bridge } from '../../core/bridge.js'
 import { LogLimiter } from '../log-limit.js'
 import { identityOf } from '../auth/identity.js'
-import { loadTls } from '../tls.js'
+import { configFiles } from '../config-files.js'
 import { namespaceOf } from '../../core/namespaces.js'
 import { listOf, type Config } from '../config.js'
 import type { Trust } from '../../core/client-address.js'
@@ -28,11 +28,11 @@ async function brokerPlugin (app: FastifyInstance): Promise<void> {
   const limited = new LogLimiter(app.log)
   // Redis for a cluster; else LevelDB on disk with dataDir; else memory (docs/CLUSTER.md).
   const backends: BrokerBackends = cluster !== null
-    ? redisBackends(cluster.link)
+    ? redisBackends(cluster.link, err => limited.warn('broker-store', `broker store: ${err.message}`))
     : config.dataDir !== '' ? await levelBackends(levelDir(config.dataDir)) : memoryBackends()
   const broker = await createBroker({
     topicLimits: { maxTopicLength: config.maxTopicLength, maxTopicLevels: config.maxTopicLevels },
-    tls: loadTls(config),
+    tls: configFiles(config).tls,
     persistence: backends.persistence,
     mq: backends.mq,
     ackAfterStore: backends.durable,

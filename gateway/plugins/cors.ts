@@ -7,7 +7,8 @@
 //   - Anything else: Access-Control-Allow-Origin and -Expose-Headers are added.
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
-import { originAllowed, parseOriginPolicy } from '../../core/origins.js'
+import { originAllowed } from '../../core/origins.js'
+import { configFiles } from '../config-files.js'
 import { errorBody } from '../../core/errors.js'
 import { LogLimiter } from '../log-limit.js'
 
@@ -31,7 +32,7 @@ function methodsFor (url: string): string | null | undefined {
 }
 
 async function corsPlugin (app: FastifyInstance): Promise<void> {
-  const policy = parseOriginPolicy(app.config.allowedOrigins)
+  const policy = configFiles(app.config).origins
   const limited = new LogLimiter(app.log)
 
   app.addHook('onRequest', (req: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {

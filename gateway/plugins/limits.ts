@@ -11,16 +11,26 @@ import { raiseWriteHighWater } from '../../broker/internals.js'
 import { guardConnection } from '../../broker/packet-guard.js'
 import { clientAddress } from '../../core/client-address.js'
 import { KeyedRateLimiter, TokenBucket } from '../../core/rate-limit.js'
-import { REQ_PREFIX } from '../../core/topics.js'
 import { namespaceOf } from '../../core/namespaces.js'
 import { LogLimiter } from '../log-limit.js'
 
 export type { LimitCounters }
 
+/**
+ * The hard bound of connectRate: a new connection waits for its turn at most
+ * this long, and one that would wait longer is refused (README "Limits").
+ * Below MQTT.js's and mosquitto's default connect timeouts (30 s).
+ */
+export const CONNECT_WAIT_MAX_MS = 20_000
+
 export interface Limits {
   readonly counters: LimitCounters
-  /** Takes a connection token for a remote address; false when it connects too fast. */
-  admitConnection: (address: string | undefined) => boolean
+  /**
+   * Reserves a connection's turn for a remote address: 0 to go on now, the ms
+   * to wait first when it connects faster than connectRate, or -1 to refuse
+   * it (it would wait more than CONNECT_WAIT_MAX_MS).
+   */
+  admitConnection: (address: string | undefined) => number
   /** The client address of an HTTP request or WebSocket upgrade: its peer's, or the one X-Forwarded-For names when the peer is in trustedProxies (as req.ip). */
   addressOf: (req: IncomingMessage) => string | undefined
 }
@@ -48,11 +58,16 @@ async function limitsPlugin (app: FastifyInstance): Promise<void> {
   const counters: LimitCounters = broker.counters.limits
   const connectRate = new KeyedRateLimiter(config.connectRate, config.connectRate)
 
-  const admitConnection = (address: string | undefined): boolean => {
-    if (connectRate.take(address ?? '?', Date.now())) return true
+  const admitConnection = (address: string | undefined): number => {
+    const wait = connectRate.reserve(address ?? '?', Date.now(), CONNECT_WAIT_MAX_MS)
+    if (wait > 0) {
+      counters.connectionsDelayed++
+      limited.warn('connect-wait', `${address ?? '?'}: more than ${config.connectRate} new connections per second (connectRate); waiting for their turn`)
+    }
+    if (wait >= 0) return wait
     counters.connectionsRefused++
-    limited.warn('connect-rate', `${address ?? '?'}: more than ${config.connectRate} new connections per second (connectRate); refused`)
-    return false
+    limited.warn('connect-rate', `${address ?? '?'}: so many new connections that this one would wait more than ${CONNECT_WAIT_MAX_MS / 1000} s for connectRate (${config.connectRate}/s); refused`)
+    return -1
   }
   // A WebSocket upgrade is asked twice (admission in plugins/websocket.ts, then
   // accept below), so each request's answer is kept with it.
@@ -71,8 +86,9 @@ async function limitsPlugin (app: FastifyInstance): Promise<void> {
     accept (conn, req) {
       // Over WebSocket, the address the upgrade was admitted under; MQTT over TCP has no headers.
       const address = req !== undefined ? addressOf(req) : (conn as Duplex & { remoteAddress?: string }).remoteAddress
-      // WebSocket upgrades were admitted (or answered 429) before the handshake.
-      if (req === undefined && !admitConnection(address)) return false
+      // WebSocket upgrades waited for their turn (or were answered 429) before the handshake.
+      const wait = req === undefined ? admitConnection(address) : 0
+      if (wait < 0) return false
       // A TCP socket, or the upgraded socket of a WebSocket (broker/ws-stream.ts).
       // Below the outbound limit Aedes then never waits for 'drain' (which would
       // hold one of its routing slots per message); above it the client is
@@ -96,22 +112,19 @@ async function limitsPlugin (app: FastifyInstance): Promise<void> {
         bucket: new TokenBucket(config.publishRate, config.publishRate, Date.now()),
         filters: new Set()
       }
-      return true
+      return wait
     },
 
-    // [MQTT-3.3.5-2] lets a server acknowledge a PUBLISH it will not deliver. Over
-    // the rate, a publish is acknowledged (Aedes sent PUBACK already) and dropped:
-    // a bursty client keeps its connection and subscriptions, and only the excess is lost.
-    // Replies on $res/… are not counted: the gateway consumes them (no fan-out), each
-    // answers a request it made, and a responder serves as many as its callers send.
-    publish (client, packet) {
+    // Over the rate, a client's publishes wait for the bucket to refill, and
+    // its connection is not read meanwhile: the sender is slowed down, and
+    // nothing it sent is dropped. Replies on $res/… do not count
+    // (core/namespaces.ts): each answers a request the gateway made.
+    throttle (client, packet) {
       const s = stateOf(client)
-      if (s === undefined || (packet.topic.charCodeAt(0) === 36 && !namespaceOf(packet.topic).rateLimited) || s.bucket.take(Date.now())) return false
-      counters.publishesDropped++
-      limited.warn('publish-rate', `client ${client.id}: more than ${config.publishRate} publishes per second (publishRate); dropped`)
-      // A dropped request would leave its caller waiting for the timeout; say 429 in its inbox instead [P-12.2].
-      if (packet.topic.startsWith(REQ_PREFIX)) app.bridge.refuseCaller(client.id, packet.payload as Buffer, 'RTW_TOO_MANY_REQUESTS')
-      return true
+      if (s === undefined || (packet.topic.charCodeAt(0) === 36 && !namespaceOf(packet.topic).rateLimited)) return 0
+      const wait = s.bucket.takeOrWait(Date.now())
+      if (wait > 0) limited.warn('publish-rate', `client ${client.id}: more than ${config.publishRate} publishes per second (publishRate); read more slowly`)
+      return wait
     },
 
     subscribe (client, filter) {

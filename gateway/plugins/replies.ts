@@ -31,12 +31,6 @@ async function repliesPlugin (app: FastifyInstance): Promise<void> {
     return id === undefined ? undefined : { id, service: rt.service }
   }
 
-  /** The service of `$req/<service>/…`. */
-  const serviceOf = (topic: string): string => {
-    const slash = topic.indexOf('/', REQ_PREFIX.length)
-    return slash === -1 ? topic.slice(REQ_PREFIX.length) : topic.slice(REQ_PREFIX.length, slash)
-  }
-
   app.stages.replies = {
     name: 'replies',
     deliver (client: Client, packet) {
@@ -53,7 +47,7 @@ async function repliesPlugin (app: FastifyInstance): Promise<void> {
         ledger = new Ledger()
         ledgers.set(client.id, ledger)
       }
-      ledger.asked(id, serviceOf(topic), deadline, Date.now())
+      ledger.asked(id, deadline)
       return true
     },
     publish (client: Client, packet) {
@@ -63,7 +57,7 @@ async function repliesPlugin (app: FastifyInstance): Promise<void> {
       const reply = replyOf(topic, packet.payload as Buffer)
       // An undecodable mirror reply answers nobody; the bridge counts it.
       if (reply === undefined || open.has(reply.service)) return false
-      if (ledgers.get(client.id)?.answer(reply.id, reply.service, Date.now()) === true) return false
+      if (ledgers.get(client.id)?.answer(reply.id) === true) return false
       app.bridge.correlator.drop('not-asked')
       limited.warn('reply-not-asked', `client ${client.id} replied on ${topic.slice(0, 200)} to a request it was not sent: dropped [P-3.8]`)
       return true

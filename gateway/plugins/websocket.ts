@@ -1,14 +1,15 @@
 // MQTT over WebSocket on the HTTP port [P-1.8]: upgrades on config.wsPath are
 // handed to the embedded broker, every other upgrade is refused. A browser
-// Origin outside allowedOrigins gets 403 and an address over connectRate 429,
-// both before the handshake.
+// Origin outside allowedOrigins gets 403 before the handshake; an address over
+// connectRate waits for its turn, and gets 429 only past the limit's hard bound.
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { STATUS_CODES, type IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { answerHandshake, serveWebSocket } from '../../broker/ws-stream.js'
-import { originAllowed, parseOriginPolicy } from '../../core/origins.js'
+import { originAllowed } from '../../core/origins.js'
+import { configFiles } from '../config-files.js'
 import { errorBody, ERRORS, type ErrorCode } from '../../core/errors.js'
 import { LogLimiter } from '../log-limit.js'
 
@@ -28,12 +29,12 @@ async function websocketPlugin (app: FastifyInstance): Promise<void> {
   // Room for a body at the limit after base64 and the envelope around it.
   // At least maxPacketSize, so a packet the broker accepts fits in one message.
   // No extension is ever accepted: browsers always offer permessage-deflate, and
-  // it costs 6x memory per connection and a third of the throughput (PERF-NOTES pitfall 3).
+  // it costs 6x memory per connection and a third of the throughput (docs/ARCHITECTURE.md "Pitfalls" 3).
   const maxPayload = Math.max(Math.ceil(app.config.bodyLimit * 4 / 3) + 65_536, app.config.maxPacketSize)
   const sockets = new Set<Socket>()
   function forget (this: Socket): void { sockets.delete(this) }
 
-  const origins = parseOriginPolicy(app.config.allowedOrigins)
+  const origins = configFiles(app.config).origins
   const limited = new LogLimiter(app.log)
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     const path = (req.url ?? '').split('?')[0]
@@ -55,10 +56,23 @@ async function websocketPlugin (app: FastifyInstance): Promise<void> {
       refuseUpgrade(socket, 'RTW_ORIGIN_NOT_ALLOWED')
       return
     }
-    if (!app.limits.admitConnection(address)) {
+    const wait = app.limits.admitConnection(address)
+    if (wait < 0) {
       refuseUpgrade(socket, 'RTW_TOO_MANY_REQUESTS', 'Too many new connections from this address')
       return
     }
+    // Over connectRate, the upgrade is answered once its turn comes (README "Limits").
+    if (wait === 0) accept(req, socket, head)
+    else {
+      socket.on('error', () => {})
+      sockets.add(socket as Socket)
+      setTimeout(() => {
+        sockets.delete(socket as Socket)
+        if (!socket.destroyed) accept(req, socket, head)
+      }, wait).unref()
+    }
+  }
+  const accept = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     const answer = answerHandshake(req, SUBPROTOCOLS)
     if (!answer.ok) {
       const body = answer.message

@@ -17,7 +17,7 @@ export interface SseCounters {
   opened: number
   /** Refused with 503 RTW_TOO_MANY_STREAMS (sseMaxStreams). */
   refusedFull: number
-  /** Refused with 429 by the per-address connection rate (connectRate). */
+  /** Refused with 429: past the per-address connection rate's hard bound (connectRate). */
   refusedRate: number
   /** Refused with 401 or 403. */
   refusedAuth: number
@@ -103,11 +103,14 @@ async function eventsRoutes (app: FastifyInstance): Promise<void> {
       throw new GatewayError('RTW_TOO_MANY_STREAMS')
     }
     // [P-15.7] a stream is a connection: the per-address connection rate applies as to MQTT.
-    if (!app.limits.admitConnection(app.limits.addressOf(req.raw))) {
+    // Over it, the stream waits for its turn; only past the hard bound is it refused (README "Limits").
+    const wait = app.limits.admitConnection(app.limits.addressOf(req.raw))
+    if (wait < 0) {
       counters.refusedRate++
       reply.header('retry-after', '1')
-      throw new GatewayError('RTW_TOO_MANY_REQUESTS', `More than ${config.connectRate} new connections per second from this address (connectRate)`)
+      throw new GatewayError('RTW_TOO_MANY_REQUESTS', `So many new connections from this address that this one would wait too long for connectRate (${config.connectRate}/s)`)
     }
+    if (wait > 0) await new Promise(resolve => setTimeout(resolve, wait))
 
     const res = reply.raw
     let expiry: NodeJS.Timeout | undefined

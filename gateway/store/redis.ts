@@ -154,6 +154,8 @@ export class RedisBackend implements StoreBackend {
   }
 
   async close (): Promise<void> {
+    // QUIT waits for a reconnect that a Redis that is gone never allows: drop it then.
+    if (this.redis.status !== 'ready') { this.redis.disconnect(); return }
     await this.redis.quit().catch(() => { this.redis.disconnect() })
   }
 }

@@ -17,7 +17,7 @@ export interface TestGateway {
 export async function startGateway (overrides: Partial<Config> = {}, build: BuildOptions = {}): Promise<TestGateway> {
   const { config } = loadConfig({ overrides: { httpPort: 0, mqttPort: 0, logLevel: 'silent', ...overrides } })
   const app = await buildApp(config, build)
-  await app.listen({ port: config.httpPort, host: config.host })
+  await app.listen({ port: config.httpPort, host: config.host, backlog: 4096 }) // as gateway/main.ts does
   const mqtt = await app.broker.listenTcp(config.mqttPort, config.host)
   const addr = app.server.address()
   const httpPort = typeof addr === 'object' && addr !== null ? addr.port : 0

@@ -2,6 +2,7 @@
 // with a real MQTT responder that counts what it executes.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { randomBytes } from 'node:crypto'
+import { SignJWT } from 'jose'
 import { startGateway, type TestGateway } from '../helpers/gateway.js'
 import { Responder, type Incoming } from '../helpers/responders.js'
 import { errorCode } from '../helpers/http.js'
@@ -177,5 +178,46 @@ describe('Idempotency-Key', () => {
     expect(replay.headers.get('idempotent-replayed')).toBe('true')
     // Calls without a key are not affected.
     expect((await call('/fill/no-key', undefined)).status).toBe(201)
+  })
+})
+
+describe('Idempotency-Key with auth: scoped per token subject', () => {
+  const SECRET = randomBytes(32).toString('hex')
+  let gw: TestGateway
+  let responder: Responder
+  const jwt = async (sub: string, rtw: Record<string, string[]>): Promise<string> =>
+    await new SignJWT({ rtw }).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setIssuedAt().setExpirationTime('5m').sign(new TextEncoder().encode(SECRET))
+
+  beforeAll(async () => {
+    gw = await startGateway({ jwtSecret: SECRET, trustedProxies: '127.0.0.1' })
+    responder = await Responder.start(gw.mqttUrl, '$req/idem/#', (req, r) => { void r.reply(req, { status: 200, body: `run ${r.requests.length}` }) },
+      { username: 'responder', password: await jwt('responder', { serve: ['idem'] }) })
+  })
+  afterAll(async () => {
+    await responder?.close()
+    await gw?.close()
+  })
+
+  const call = async (token: string, key: string, from: string): Promise<Response> => await fetch(`${gw.httpUrl}/api/idem/auth`, {
+    method: 'POST', body: 'b', headers: { authorization: `Bearer ${token}`, 'idempotency-key': key, 'x-forwarded-for': from }
+  })
+
+  it('one subject shares its keys across addresses and tokens; another subject with the same key is another call', async () => {
+    const key = randomBytes(6).toString('hex')
+    const alice1 = await jwt('alice', { call: ['idem'] })
+    const alice2 = await jwt('alice', { call: ['idem'] })
+    const bob = await jwt('bob', { call: ['idem'] })
+    const first = await call(alice1, key, '198.51.100.1')
+    expect(first.status).toBe(200)
+    const text = await first.text()
+    // Same subject, another token and another address: the same record.
+    const again = await call(alice2, key, '198.51.100.2')
+    expect(again.headers.get('idempotent-replayed')).toBe('true')
+    expect(await again.text()).toBe(text)
+    // Another subject: its own call, not alice's response.
+    const other = await call(bob, key, '198.51.100.1')
+    expect(other.headers.get('idempotent-replayed')).toBeNull()
+    expect(await other.text()).not.toBe(text)
+    expect(responder.requests).toHaveLength(2)
   })
 })

@@ -52,7 +52,7 @@ describe('/metrics', () => {
     expect(m.types.get('nodejs_eventloop_lag_seconds')).toBe('gauge')
     // Not configured: RabbitMQ is not up.
     expect(m.value('rtw_amqp_up')).toBe(0)
-    for (const reason of ['late', 'duplicate', 'unknown', 'retained', 'undecodable', 'wrong-service', 'publish-rate', 'bad-request']) {
+    for (const reason of ['late', 'duplicate', 'unknown', 'retained', 'undecodable', 'wrong-service', 'bad-request']) {
       expect(m.value('rtw_messages_dropped_total', { reason }), reason).toBeDefined()
     }
   })

@@ -107,7 +107,8 @@ async function upgrade (gw: TestGateway, xff?: string): Promise<number> {
 }
 
 // connectRate 1: one new connection per second per address, so a second
-// upgrade from the same address within the second is refused.
+// upgrade from the same address within the second waits for its turn
+// (counted in connectionsDelayed) before it is answered.
 describe('WebSocket connectRate without trustedProxies', () => {
   let gw: TestGateway
   beforeAll(async () => { gw = await startGateway({ connectRate: 1 }) })
@@ -115,8 +116,8 @@ describe('WebSocket connectRate without trustedProxies', () => {
 
   it('counts upgrades with different X-Forwarded-For under one address', async () => {
     expect(await upgrade(gw, '203.0.113.1')).toBe(101)
-    expect(await upgrade(gw, '203.0.113.2')).toBe(429)
-    expect(gw.app.limits.counters.connectionsRefused).toBe(1)
+    expect(await upgrade(gw, '203.0.113.2')).toBe(101)
+    expect(gw.app.limits.counters.connectionsDelayed).toBe(1)
   })
 })
 
@@ -128,9 +129,9 @@ describe('WebSocket connectRate with trustedProxies 127.0.0.1', () => {
   it('counts each forwarded client on its own, like REST', async () => {
     expect(await upgrade(gw, '203.0.113.1')).toBe(101)
     expect(await upgrade(gw, '203.0.113.2')).toBe(101)
-    expect(await upgrade(gw, '198.51.100.7, 203.0.113.1')).toBe(429)
-    expect(await upgrade(gw, '203.0.113.2')).toBe(429)
-    expect(gw.app.limits.counters.connectionsRefused).toBe(2)
+    expect(gw.app.limits.counters.connectionsDelayed).toBe(0)
+    expect(await Promise.all([upgrade(gw, '198.51.100.7, 203.0.113.1'), upgrade(gw, '203.0.113.2')])).toEqual([101, 101])
+    expect(gw.app.limits.counters.connectionsDelayed).toBe(2)
   })
 })
 
@@ -141,6 +142,7 @@ describe('WebSocket connectRate with trustedProxies naming another address (10.9
 
   it('ignores X-Forwarded-For from an untrusted peer', async () => {
     expect(await upgrade(gw, '203.0.113.1')).toBe(101)
-    expect(await upgrade(gw, '203.0.113.2')).toBe(429)
+    expect(await upgrade(gw, '203.0.113.2')).toBe(101)
+    expect(gw.app.limits.counters.connectionsDelayed).toBe(1)
   })
 })

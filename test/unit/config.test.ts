@@ -132,6 +132,24 @@ describe('loadConfig', () => {
   })
 })
 
+describe('files the config names are read and checked by loadConfig', () => {
+  const missing = join(dir, 'no-such-file.pem')
+
+  it.each([
+    ['jwtPublicKeyFile', { jwtPublicKeyFile: missing }, /^jwtPublicKeyFile .*no-such-file\.pem: cannot read it/],
+    ['jwksFile', { jwksFile: missing }, /^jwksFile .*: cannot read it/],
+    ['tlsCertFile', { tlsCertFile: missing, tlsKeyFile: missing }, /^tlsCertFile .*: cannot read it/]
+  ])('a missing %s: RTW_CONFIG_INVALID naming the key, not ENOENT at first use', (_key, overrides, message) => {
+    fails(() => loadConfig({ overrides }), message)
+  })
+
+  it('a file that does not hold what its key says: RTW_CONFIG_INVALID naming the key', () => {
+    fails(() => loadConfig({ overrides: { jwtPublicKeyFile: file('not a key') } }), /^jwtPublicKeyFile .*: not a PEM public key/)
+    fails(() => loadConfig({ overrides: { jwksFile: file('{"nokeys": 1}') } }), /^jwksFile .*: not a JWKS \(no "keys" array\)/)
+    fails(() => loadConfig({ overrides: { jwksFile: file('{') } }), /^jwksFile .*: not a JWKS/)
+  })
+})
+
 describe('--print-config', () => {
   it('names the source of every value: default, file, env, flag', () => {
     const f = file({ mqttPort: 2001, requestTimeoutMs: 500 })

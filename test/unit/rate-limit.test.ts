@@ -70,3 +70,26 @@ describe('KeyedRateLimiter', () => {
     expect(l.take('a', 10)).toBe(false)
   })
 })
+
+describe('waiting for a token instead of being refused', () => {
+  it('takeOrWait: 0 while tokens last, then the ms until the next one, taking nothing', () => {
+    const b = new TokenBucket(10, 2, 0)
+    expect(b.takeOrWait(0)).toBe(0)
+    expect(b.takeOrWait(0)).toBe(0)
+    expect(b.takeOrWait(0)).toBe(100)
+    expect(b.takeOrWait(40)).toBe(60)
+    expect(b.takeOrWait(100)).toBe(0)
+  })
+
+  it('reserve: each caller in line gets a later turn, and none past the bound', () => {
+    const l = new KeyedRateLimiter(50, 50, 10)
+    const waits = Array.from({ length: 60 }, () => l.reserve('a', 0, 150))
+    expect(waits.slice(0, 50)).toEqual(Array.from({ length: 50 }, () => 0))
+    expect(waits.slice(50, 57)).toEqual([20, 40, 60, 80, 100, 120, 140])
+    // The 58th would wait 160 ms: refused, and it reserves nothing.
+    expect(waits.slice(57)).toEqual([-1, -1, -1])
+    expect(l.reserve('a', 20, 150)).toBe(140)
+    // Another address has its own line.
+    expect(l.reserve('b', 0, 150)).toBe(0)
+  })
+})

@@ -2,7 +2,7 @@
 // with: the gateway's own codes (core/errors.ts, PROTOCOL.md §6) and the
 // client's, which all start with RTW_CLIENT_.
 
-/** Codes the gateway answers with; test/unit/web-client-errors.test.ts keeps this list in sync. */
+/** Codes the gateway answers with; test/unit/web-client-parts.test.ts keeps this list equal to core/errors.ts. */
 export type GatewayErrorCode =
   | 'RTW_BAD_TARGET' | 'RTW_BAD_REQUEST' | 'RTW_BAD_TIMEOUT' | 'RTW_BAD_TOPIC' | 'RTW_BAD_JSON'
   | 'RTW_UNAUTHORIZED' | 'RTW_FORBIDDEN' | 'RTW_NO_RESPONDER' | 'RTW_NO_RETAINED' | 'RTW_ROUTE_NOT_FOUND'
