@@ -6,6 +6,7 @@ import type { MqttClient } from 'mqtt'
 import { startGateway, type TestGateway } from '../helpers/gateway.js'
 import { connectClient, subscribe } from '../helpers/mqtt.js'
 import { rabbitAvailable, startRabbit, type TestRabbit } from '../helpers/rabbitmq.js'
+import { openEvents } from '../helpers/sse.js'
 import { waitFor } from '../helpers/wait.js'
 
 const p = `t${randomBytes(3).toString('hex')}`
@@ -79,6 +80,20 @@ describe.skipIf(!rabbitAvailable())('MQTT <-> AMQP bridge on amq.topic', () => {
     expect(res.status).toBeLessThan(300)
     await waitFor(() => got.length >= 1, { what: 'the HTTP publish on AMQP' })
     expect(got[0]?.content.toString()).toBe('via http')
+  })
+
+  it('delivers AMQP messages on amq.topic to GET /events streams too, in order, as SSE events', async () => {
+    const stream = await openEvents(`${gw.httpUrl}/events?topic=${encodeURIComponent(`${p}/sse/#`)}`)
+    try {
+      expect(stream.status).toBe(200)
+      await waitFor(() => stream.lastEventId !== '', { what: 'the stream to start' })
+      ch.publish('amq.topic', `${p}.sse.one`, Buffer.from('first'), { persistent: true })
+      ch.publish('amq.topic', `${p}.sse.two.deep`, Buffer.from('second'))
+      await stream.waitMessages(2)
+      expect(stream.messages().map(m => [m.topic, m.payload])).toEqual([[`${p}/sse/one`, 'first'], [`${p}/sse/two/deep`, 'second']])
+    } finally {
+      stream.close()
+    }
   })
 
   it('delivers AMQP messages on amq.topic to MQTT subscribers of the mapped topic, with "+", "#" and dotted levels', async () => {
