@@ -97,3 +97,16 @@ export async function connackOf (url: string, opts: IClientOptions, from?: { add
     client.end(true)
   }
 }
+
+/** Clients a test connects by id, all ended by endAll() (call it in afterEach). */
+export function clientPool (url: () => string): { client: (clientId: string) => Promise<MqttClient>, endAll: () => Promise<void> } {
+  const clients: MqttClient[] = []
+  return {
+    async client (clientId) {
+      const c = await connectClient(url(), { clientId })
+      clients.push(c)
+      return c
+    },
+    async endAll () { await Promise.all(clients.splice(0).map(async c => { await c.endAsync(true) })) }
+  }
+}

@@ -7,7 +7,7 @@ import { promisify } from 'node:util'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { MqttClient } from 'mqtt'
 import { getStats, startGateway, type TestGateway } from '../helpers/gateway.js'
-import { connectClient, nextMessage, subscribe } from '../helpers/mqtt.js'
+import { clientPool, connectClient, nextMessage, subscribe } from '../helpers/mqtt.js'
 import { Responder } from '../helpers/responders.js'
 import { waitFor } from '../helpers/wait.js'
 import { mintToken } from '../../gateway/cli/token.js'
@@ -22,17 +22,12 @@ async function notAsked (gw: TestGateway, before: number, n: number): Promise<vo
 describe('attack: forged replies without auth', () => {
   let gw: TestGateway
   let holder: Responder
-  const clients: MqttClient[] = []
-  const client = async (clientId: string): Promise<MqttClient> => {
-    const c = await connectClient(gw.mqttUrl, { clientId })
-    clients.push(c)
-    return c
-  }
+  const { client, endAll } = clientPool(() => gw.mqttUrl)
   beforeAll(async () => {
     gw = await startGateway()
     holder = await Responder.start(gw.mqttUrl, '$req/bank/#', undefined, { clientId: 'bank-responder' })
   })
-  afterEach(async () => { await Promise.all(clients.splice(0).map(c => c.endAsync(true))) })
+  afterEach(endAll)
   afterAll(async () => {
     await holder?.close()
     await gw?.close()

@@ -6,7 +6,7 @@ import { promisify } from 'node:util'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { MqttClient } from 'mqtt'
 import { startGateway, getStats, type TestGateway } from '../helpers/gateway.js'
-import { connectClient, nextMessage, recordMessages, subscribe } from '../helpers/mqtt.js'
+import { clientPool, connectClient, nextMessage, recordMessages, subscribe } from '../helpers/mqtt.js'
 import { connectPacket, generate, rawConnect, subscribePacket } from '../helpers/raw-mqtt.js'
 import { Responder, startEcho } from '../helpers/responders.js'
 import { waitFor } from '../helpers/wait.js'
@@ -16,17 +16,12 @@ const run = promisify(execFile)
 describe('attack: a replyTo with wildcards [P-4.6]', () => {
   let gw: TestGateway
   let echo: Responder
-  const clients: MqttClient[] = []
-  const client = async (clientId: string): Promise<MqttClient> => {
-    const c = await connectClient(gw.mqttUrl, { clientId })
-    clients.push(c)
-    return c
-  }
+  const { client, endAll } = clientPool(() => gw.mqttUrl)
   beforeAll(async () => {
     gw = await startGateway()
     echo = await startEcho(gw.mqttUrl)
   })
-  afterEach(async () => { await Promise.all(clients.splice(0).map(c => c.endAsync(true))) })
+  afterEach(endAll)
   afterAll(async () => {
     await echo?.close()
     await gw?.close()
