@@ -13,12 +13,12 @@
 //    subscribers already had it. Other gateway nodes do deliver it, so the
 //    exchange also links the MQTT sides of several gateways.
 import type { ConfirmChannel, ConsumeMessage } from 'amqplib'
-import type { AmqpConnection } from './connection.js'
+import type { AmqpConnection } from '../../net/amqp/connection.js'
 import { mqttFilterToBindingKey, mqttToRoutingKey, routingKeyToMqtt } from './topic-map.js'
-import { MQTT_QOS_HEADER, MQTT_RETAIN_HEADER, ORIGIN_HEADER, declareBridgeQueue } from './topology.js'
+import { MQTT_QOS_HEADER, MQTT_RETAIN_HEADER, ORIGIN_HEADER, declareBridgeQueue } from '../../net/amqp/topology.js'
 import { isValidTopicFilter, topicMatches } from '../../core/topics.js'
 import { amqpMirrorAllowed } from '../../core/namespaces.js'
-import { ackSafely, rejectSafely } from './acks.js'
+import { ackSafely, rejectSafely } from '../../net/amqp/acks.js'
 
 export interface MqttSide {
   publish: (topic: string, payload: Buffer, qos: 0 | 1, retain: boolean, cb: (err?: Error | null) => void) => void

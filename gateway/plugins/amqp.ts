@@ -8,12 +8,12 @@ import type { FastifyInstance } from 'fastify'
 import { ConfigError } from '../config.js'
 import { isValidService } from '../../core/topics.js'
 import { LogLimiter } from '../log-limit.js'
-import { AmqpConnection } from '../amqp/connection.js'
+import { AmqpConnection } from '../../net/amqp/connection.js'
 import { AmqpRequestQueue } from '../amqp/request-queue.js'
 import { ResultStore } from '../amqp/results.js'
 import { durableNodeId } from '../amqp/node-id.js'
 import { TopicBridge, parseBridgeFilters } from '../amqp/topic-bridge.js'
-import { declareDeadLetter } from '../amqp/topology.js'
+import { declareDeadLetter } from '../../net/amqp/topology.js'
 
 export interface AmqpGateway {
   readonly nodeId: string
