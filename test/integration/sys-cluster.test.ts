@@ -8,18 +8,8 @@ import type { MqttClient } from 'mqtt'
 import { startRedis, type TestRedis } from '../helpers/redis.js'
 import { gatewayNode, type GatewayNode } from '../helpers/nodes.js'
 import { connectClient, recordMessages } from '../helpers/mqtt.js'
-import { startProcess, type TestProcess } from '../helpers/processes.js'
+import { latestSys, startProcess, type TestProcess } from '../helpers/processes.js'
 import { waitFor } from '../helpers/wait.js'
-
-/** The latest value of each topic in mosquitto_sub -v output ("topic payload" lines). */
-function latest (out: string): Map<string, string> {
-  const values = new Map<string, string>()
-  for (const line of out.split('\n')) {
-    const space = line.indexOf(' ')
-    if (line.startsWith('$SYS/') && space > 0) values.set(line.slice(0, space), line.slice(space + 1))
-  }
-  return values
-}
 
 async function nodeId (node: GatewayNode): Promise<string> {
   return ((await (await fetch(`${node.httpUrl}/stats`)).json()) as { cluster: { node: string } }).cluster.node
@@ -67,7 +57,7 @@ describe('$SYS in a cluster of three nodes on one Redis', () => {
     }
     const [ia, ib, ic] = ids as [string, string, string]
     const values = await waitFor(() => {
-      const v = latest(sub.output())
+      const v = latestSys(sub.output())
       const stats = v.has('$SYS/rtw/stats') ? JSON.parse(v.get('$SYS/rtw/stats') as string) as { clients: number, nodes?: string[], requests: Record<string, Record<string, number>> } : undefined
       const ok = v.get(`$SYS/brokers/${ia}/clients/connected`) === '1' && v.get(`$SYS/brokers/${ib}/clients/connected`) === '2' &&
         v.get(`$SYS/brokers/${ic}/clients/connected`) === '3' && v.get('$SYS/broker/clients/connected') === '6' &&
@@ -89,7 +79,7 @@ describe('$SYS in a cluster of three nodes on one Redis', () => {
     expect([...left].filter(t => t.startsWith(`$SYS/brokers/${ib}/`))).toEqual([])
     expect(left.has(`$SYS/brokers/${ia}/clients/connected`)).toBe(true)
     await waitFor(() => {
-      const stats = JSON.parse(latest(sub.output()).get('$SYS/rtw/stats') ?? '{}') as { nodes?: string[] }
+      const stats = JSON.parse(latestSys(sub.output()).get('$SYS/rtw/stats') ?? '{}') as { nodes?: string[] }
       return stats.nodes?.length === 2 && !stats.nodes.includes(ib)
     }, { timeoutMs: 15_000, what: 'the sum without the stopped node' })
   }, 40_000)
@@ -102,7 +92,7 @@ describe('$SYS in a cluster of three nodes on one Redis', () => {
     await waitFor(async () => ![...await retainedPerNode(a, `$SYS/brokers/${ia}/uptime`)].some(t => t.startsWith(`$SYS/brokers/${ic}/`)),
       { timeoutMs: 20_000, intervalMs: 200, what: 'the killed node\'s retained topics to be cleared' })
     await waitFor(() => {
-      const v = latest(sub.output())
+      const v = latestSys(sub.output())
       const stats = JSON.parse(v.get('$SYS/rtw/stats') ?? '{}') as { nodes?: string[] }
       return stats.nodes?.length === 1 && stats.nodes[0] === ia && v.get('$SYS/broker/clients/connected') === '1'
     }, { timeoutMs: 15_000, what: 'the sum of the one node left' })
