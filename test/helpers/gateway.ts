@@ -42,9 +42,9 @@ export interface Stats {
   clients: number
 }
 
-/** GET /stats of a running gateway. */
-export async function getStats (httpUrl: string): Promise<Stats> {
-  const res = await fetch(`${httpUrl}/stats`)
+/** GET /stats of a running gateway; with auth on, pass a token granted `$SYS/#`. */
+export async function getStats (httpUrl: string, token?: string): Promise<Stats> {
+  const res = await fetch(`${httpUrl}/stats`, token === undefined ? {} : { headers: { authorization: `Bearer ${token}` } })
   if (res.status !== 200) throw new Error(`/stats answered ${res.status}`)
   return await res.json() as Stats
 }
