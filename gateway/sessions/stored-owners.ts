@@ -9,7 +9,7 @@ import {
   claimedRecord, decodeRecord, encodeRecord, endedRecord, keptFor, mayClaim, needsStoring,
   type Claim, type ClaimResult, type Lease, type OwnershipPolicy, type SessionOwners, type SessionRecord
 } from '../../core/sessions.js'
-import type { KvStore, StoreBackend } from '../store/store.js'
+import type { KvStore, StoreBackend } from '../../net/store/store.js'
 
 /** A binding that lasts until it is replaced: as long as its connection or its persistent session. */
 const UNTIL_REPLACED_MS = 100 * 365 * 86_400_000

@@ -7,8 +7,8 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClaimResult, Lease, OwnershipPolicy } from '../../core/sessions.js'
 import { StoredSessionOwners } from '../../gateway/sessions/stored-owners.js'
-import { LevelBackend } from '../../gateway/store/level.js'
-import { RedisBackend } from '../../gateway/store/redis.js'
+import { LevelBackend } from '../../net/store/level.js'
+import { RedisBackend } from '../../net/store/redis.js'
 import { redisAvailable, startRedis, type TestRedis } from '../helpers/redis.js'
 
 const auth: OwnershipPolicy = { auth: true, graceMs: 60_000, maxRecords: 100 }
