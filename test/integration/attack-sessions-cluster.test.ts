@@ -70,7 +70,7 @@ describe.skipIf(!redisAvailable())('attack: taking over another subject\'s clien
     await publishUntilSeen(publisher, victim, 'users/victim/live', 'still yours')
     expect(victim.connected).toBe(true)
     expect(closes).toBe(0)
-    const refused = await (await fetch(`${b.httpUrl}/stats`)).json() as { sessions: { refusedTaken: number, store: string } }
+    const refused = await (await fetch(`${b.httpUrl}/stats`, { headers: { authorization: `Bearer ${await token('--sub', 'ops', '--subscribe', '$SYS/#')}` } })).json() as { sessions: { refusedTaken: number, store: string } }
     expect(refused.sessions).toMatchObject({ refusedTaken: 2, store: 'redis' })
   })
 

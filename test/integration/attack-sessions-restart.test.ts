@@ -57,7 +57,7 @@ describe('attack: claiming another subject\'s persisted session after a kill -9 
           .toEqual({ code: 5, sessionPresent: false })
       }
     }
-    const stats = await (await fetch(`${gw.httpUrl}/stats`)).json() as { sessions: { refusedTaken: number, store: string } }
+    const stats = await (await fetch(`${gw.httpUrl}/stats`, { headers: { authorization: `Bearer ${await token('--sub', 'ops', '--subscribe', '$SYS/#')}` } })).json() as { sessions: { refusedTaken: number, store: string } }
     expect(stats.sessions).toEqual(expect.objectContaining({ refusedTaken: 4, store: 'level' }))
 
     // Listening from the first byte: the queued messages follow the CONNACK at once.
