@@ -33,6 +33,7 @@ import { BODY, DEFAULT_SCENARIOS, HTTP_SCENARIOS, type HttpScenario, type Starte
 import { pin, pinning } from './lib/pin.js'
 import { benchBrokers } from './lib/broker-bench.js'
 import { benchSse } from './sse-rows.js'
+import { reportMetricsCost } from './metrics-cost.js'
 
 const TARGET = { scenario: 'gateway', reference: 'bare', connections: 50, minThroughputRatio: 0.5, maxP99Ratio: 3 }
 
@@ -214,6 +215,7 @@ async function main (): Promise<void> {
   console.log(`Gateway settings changed from the defaults: ${overrides === '' ? 'none' : overrides}`)
   const http = names.length === 0 ? { rows: [], failed: false } : await benchHttp()
   reportTarget(http.rows)
+  reportMetricsCost(http.rows)
   const mqttFailed = process.env.BENCH_MQTT === '0' ? false : await benchMqtt()
   const brokerFailed = process.env.BENCH_BROKER === '0' ? false : await benchBrokers(rounds)
   const sseFailed = process.env.BENCH_SSE === '0' ? false : await benchSse(rounds)

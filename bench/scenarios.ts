@@ -6,6 +6,7 @@ import { startNode, track, type Child } from './lib/children.js'
 import { startGatewayWithEcho, type GatewayOptions } from './lib/gateway.js'
 import type { HttpRequestSpec } from './lib/http-load.js'
 import { CLUSTER_SCENARIOS } from './cluster.js'
+import { fileURLToPath } from 'node:url'
 
 export interface Started {
   request: HttpRequestSpec
@@ -124,6 +125,12 @@ export const HTTP_SCENARIOS: HttpScenario[] = [
     }
   },
   gatewayScenario('gateway', 'REST -> gateway -> $req/echo/bench -> echo-server process -> $res -> REST, default config'),
+  {
+    // Interleaved with the gateway row; bench/run.ts prints the difference in gateway CPU per request.
+    ...gatewayScenario('gateway-nometrics', 'as gateway, with per-request metrics counting turned into a no-op (bench/lib/no-request-metrics.ts), for what counting costs',
+      { gatewayExecArgv: [`--import=${fileURLToPath(new URL('./lib/no-request-metrics.js', import.meta.url))}`] }),
+    reference: 'gateway'
+  },
   gatewayScenario('gateway-qos1', 'as gateway, with requests published at QoS 1 (RTW_REQUEST_QOS=1)', { gatewayEnv: { RTW_REQUEST_QOS: '1' } }),
   gatewayScenario('gateway-reply1', 'as gateway, with the echo server replying at QoS 1 (ECHO_REPLY_QOS=1)', { echoEnv: { ECHO_REPLY_QOS: '1' } }),
   {
@@ -136,4 +143,4 @@ export const HTTP_SCENARIOS: HttpScenario[] = [
 ]
 
 /** Rows run when BENCH_SCENARIOS is not set; "all" runs every row. */
-export const DEFAULT_SCENARIOS = ['bare', 'gateway', 'gateway-qos1', 'gateway-queued', 'gateway-datadir', 'cluster-local', 'cluster-cross']
+export const DEFAULT_SCENARIOS = ['bare', 'gateway', 'gateway-nometrics', 'gateway-qos1', 'gateway-queued', 'gateway-datadir', 'cluster-local', 'cluster-cross']

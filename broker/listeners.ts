@@ -3,7 +3,7 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net'
 import { createServer as createTlsServer } from 'node:tls'
 import type { Duplex } from 'node:stream'
-import { batchWrites } from './write-batch.js'
+import { batchWrites } from '../net/write-batch.js'
 
 export interface Listener {
   listen: (port: number, host: string) => Promise<AddressInfo>

@@ -12,12 +12,11 @@ import proxyAddr from '@fastify/proxy-addr'
 export type Trust = (address: string, hop: number) => boolean
 
 /**
- * The entries of a trustedProxies value: a comma list of IPv4/IPv6 addresses
- * and CIDR ranges ("127.0.0.1,10.0.0.0/8,::1"); blanks around commas are
- * ignored. Throws an Error naming the first bad entry.
+ * Checks the entries of a trustedProxies value: IPv4/IPv6 addresses and CIDR
+ * ranges ("127.0.0.1", "10.0.0.0/8", "::1"). Throws an Error naming the
+ * first bad entry.
  */
-export function parseTrustedProxies (raw: string): string[] {
-  const entries = raw.split(',').map(s => s.trim()).filter(s => s.length > 0)
+export function checkTrustedProxies (entries: readonly string[]): void {
   for (const entry of entries) {
     const [address = '', prefix, extra] = entry.split('/')
     const family = isIP(address)
@@ -28,17 +27,16 @@ export function parseTrustedProxies (raw: string): string[] {
     }
   }
   try {
-    if (entries.length > 0) proxyAddr.compile(entries)
+    if (entries.length > 0) proxyAddr.compile([...entries])
   } catch (err) {
     throw new Error((err as Error).message)
   }
-  return entries
 }
 
 /** The trust function for a trustedProxies value; undefined when it is empty (trust nobody). */
-export function compileTrust (raw: string): Trust | undefined {
-  const entries = parseTrustedProxies(raw)
-  return entries.length === 0 ? undefined : proxyAddr.compile(entries)
+export function compileTrust (entries: readonly string[]): Trust | undefined {
+  checkTrustedProxies(entries)
+  return entries.length === 0 ? undefined : proxyAddr.compile([...entries])
 }
 
 /**

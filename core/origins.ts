@@ -6,9 +6,8 @@ export type OriginPolicy =
   | { kind: 'same-origin' }
   | { kind: 'list', origins: ReadonlySet<string> }
 
-/** "" = same origin only, "*" = any origin, else a comma list such as "https://app.example.com, http://localhost:5173". */
-export function parseOriginPolicy (raw: string): OriginPolicy {
-  const entries = raw.split(',').map(s => s.trim()).filter(s => s.length > 0)
+/** No entries = same origin only, "*" among them = any origin, else exactly these, such as ["https://app.example.com", "http://localhost:5173"]. */
+export function parseOriginPolicy (entries: readonly string[]): OriginPolicy {
   if (entries.length === 0) return { kind: 'same-origin' }
   if (entries.includes('*')) return { kind: 'any' }
   return { kind: 'list', origins: new Set(entries.map(normalizeOrigin)) }

@@ -12,9 +12,9 @@
 //   RTW_REDIS_URL         remember handled requests in Redis, shared by every worker (docs/AMQP.md §3.1)
 //   RTW_WORKER_DATA_DIR   or in LevelDB in <dir>/worker, this worker's own (one process per directory)
 //   RTW_WORKER_DEDUPE_TTL_MS   how long a handled request is remembered there (default 86400000, 24 h)
-import { AmqpWorker } from '../gateway/amqp/worker.js'
-import { openStateBackend } from '../gateway/store/open.js'
-import type { KvStore, StoreBackend } from '../gateway/store/store.js'
+import { AmqpWorker } from '../net/amqp/worker.js'
+import { openStateBackend } from '../net/store/open.js'
+import type { KvStore, StoreBackend } from '../net/store/store.js'
 import { echo } from './echo.js'
 
 const url = process.env.RTW_AMQP_URL ?? ''

@@ -11,7 +11,7 @@
 import { connect as netConnect, isIP, type Socket } from 'node:net'
 import { connect as tlsConnect } from 'node:tls'
 import mqttPacket, { type Packet } from 'mqtt-packet'
-import { batchWrites } from '../broker/write-batch.js'
+import { batchWrites } from '../net/write-batch.js'
 
 export interface MqttClientOptions {
   /**

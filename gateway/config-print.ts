@@ -8,7 +8,8 @@ const REDACTED = '(redacted)'
 export function redact (key: ConfigKey, value: unknown): string {
   const field = CONFIG_FIELDS[key] as { secret?: boolean }
   if (typeof value === 'string' && value !== '' && field.secret === true) return REDACTED
-  const text = typeof value === 'string' ? value : String(value)
+  // A list is shown as the comma list env and flags take.
+  const text = typeof value === 'string' ? value : Array.isArray(value) ? value.join(',') : String(value)
   // user:password@ in any URL-looking value, also inside a comma list.
   return text.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@\s,]*):[^@\s,]*@/gi, `$1:${REDACTED}@`)
 }

@@ -3,17 +3,21 @@
 // once and frozen; a bad value stops start-up with a message naming its source.
 import { readFileSync, statSync } from 'node:fs'
 import { parseApiKeys, type ApiKey } from './auth/api-keys.js'
-import { parseTrustedProxies } from '../core/client-address.js'
+import { checkTrustedProxies } from '../core/client-address.js'
 import { isValidTopicFilter } from '../core/topics.js'
 import { configFiles } from './config-files.js'
+import { parseArgv } from './config-argv.js'
 
-type Kind = 'string' | 'optional' | 'port' | 'int' | 'qos' | 'level' | 'bool' | 'addresses'
+// list, addresses and filters are lists: a comma string in env and flags, a
+// JSON array or a comma string in a config file, always an array once loaded.
+type Kind = 'string' | 'optional' | 'port' | 'int' | 'qos' | 'level' | 'bool' | 'list' | 'addresses' | 'filters'
+type ListKind = 'list' | 'addresses' | 'filters'
 
 interface Field {
   kind: Kind
   env: string
   flag: string
-  default: string | number | boolean
+  default: string | number | boolean | readonly string[]
   doc: string
   min?: number
   /** Never printed: --print-config shows it as "(redacted)". */
@@ -44,11 +48,11 @@ export const CONFIG_FIELDS = {
   allowAnonymous: { kind: 'bool', env: 'RTW_ALLOW_ANONYMOUS', flag: '--allow-anonymous', default: false, doc: 'Allow starting without auth on a non-loopback address' },
   tlsCertFile: { kind: 'optional', env: 'RTW_TLS_CERT_FILE', flag: '--tls-cert-file', default: '', doc: 'PEM certificate: serve https/wss and mqtts (with the key)' },
   tlsKeyFile: { kind: 'optional', env: 'RTW_TLS_KEY_FILE', flag: '--tls-key-file', default: '', doc: 'PEM private key for the certificate' },
-  allowedOrigins: { kind: 'optional', env: 'RTW_ALLOWED_ORIGINS', flag: '--allowed-origins', default: '', doc: 'Comma list of browser origins for CORS and WebSocket, "*" for any; empty = same origin only' },
-  allowedHosts: { kind: 'optional', env: 'RTW_ALLOWED_HOSTS', flag: '--allowed-hosts', default: '', doc: 'Comma list of Host names (".example.com" for a domain and its subdomains) served besides localhost, 127.0.0.1 and [::1]; checked against DNS rebinding when auth is off on loopback, or whenever set; "*" turns the check off' },
-  trustedProxies: { kind: 'addresses', env: 'RTW_TRUSTED_PROXIES', flag: '--trusted-proxies', default: '', doc: 'Comma list of IP addresses and CIDR ranges of reverse proxies whose X-Forwarded-For names the client (REST and WebSocket); empty = trust nobody' },
-  openReplies: { kind: 'optional', env: 'RTW_OPEN_REPLIES', flag: '--open-replies', default: '', doc: 'Comma list of services whose replies are taken from any client allowed to publish them (a shell pipeline of mosquitto_sub into mosquitto_pub); for every other service only from a client that was sent the request' },
-  forwardCredentials: { kind: 'optional', env: 'RTW_FORWARD_CREDENTIALS', flag: '--forward-credentials', default: '', doc: 'Comma list of services whose requests carry the caller\'s Authorization and Cookie headers; for every other service they are removed' },
+  allowedOrigins: { kind: 'list', env: 'RTW_ALLOWED_ORIGINS', flag: '--allowed-origins', default: [], doc: 'Comma list of browser origins for CORS and WebSocket, "*" for any; empty = same origin only' },
+  allowedHosts: { kind: 'list', env: 'RTW_ALLOWED_HOSTS', flag: '--allowed-hosts', default: [], doc: 'Comma list of Host names (".example.com" for a domain and its subdomains) served besides localhost, 127.0.0.1 and [::1]; checked against DNS rebinding when auth is off on loopback, or whenever set; "*" turns the check off' },
+  trustedProxies: { kind: 'addresses', env: 'RTW_TRUSTED_PROXIES', flag: '--trusted-proxies', default: [], doc: 'Comma list of IP addresses and CIDR ranges of reverse proxies whose X-Forwarded-For names the client (REST and WebSocket); empty = trust nobody' },
+  openReplies: { kind: 'list', env: 'RTW_OPEN_REPLIES', flag: '--open-replies', default: [], doc: 'Comma list of services whose replies are taken from any client allowed to publish them (a shell pipeline of mosquitto_sub into mosquitto_pub); for every other service only from a client that was sent the request' },
+  forwardCredentials: { kind: 'list', env: 'RTW_FORWARD_CREDENTIALS', flag: '--forward-credentials', default: [], doc: 'Comma list of services whose requests carry the caller\'s Authorization and Cookie headers; for every other service they are removed' },
   maxPacketSize: { kind: 'int', env: 'RTW_MAX_PACKET_SIZE', flag: '--max-packet-size', default: 2_097_152, min: 64, doc: 'Largest MQTT packet in bytes; a larger one disconnects the client' },
   maxInFlightPerClient: { kind: 'int', env: 'RTW_MAX_IN_FLIGHT_PER_CLIENT', flag: '--max-in-flight-per-client', default: 1000, min: 1, doc: 'Requests one MQTT client or one REST token may have awaiting replies (429 above it)' },
   publishRate: { kind: 'int', env: 'RTW_PUBLISH_RATE', flag: '--publish-rate', default: 250_000, min: 1, doc: 'PUBLISH packets per second per client (bursts up to this many); a faster client is read more slowly, nothing is dropped' },
@@ -60,16 +64,16 @@ export const CONFIG_FIELDS = {
   historySize: { kind: 'int', env: 'RTW_HISTORY_SIZE', flag: '--history-size', default: 100, min: 0, doc: 'Messages kept per topic for recovery (GET /events Last-Event-ID, GET /history); 0 turns the history off' },
   historyTtlMs: { kind: 'int', env: 'RTW_HISTORY_TTL_MS', flag: '--history-ttl-ms', default: 300_000, min: 1, doc: 'How long a message stays in the history' },
   historyMaxBytes: { kind: 'int', env: 'RTW_HISTORY_MAX_BYTES', flag: '--history-max-bytes', default: 67_108_864, min: 1024, doc: 'Memory for the whole history (topics and payloads); past it the oldest messages go first' },
-  historyTopics: { kind: 'optional', env: 'RTW_HISTORY_TOPICS', flag: '--history-topics', default: '#', doc: 'Comma list of MQTT filters whose messages the history keeps ("#" = every topic not starting with "$")' },
+  historyTopics: { kind: 'filters', env: 'RTW_HISTORY_TOPICS', flag: '--history-topics', default: ['#'], doc: 'Comma list of MQTT filters whose messages the history keeps ("#" = every topic not starting with "$")' },
   sseHeartbeatMs: { kind: 'int', env: 'RTW_SSE_HEARTBEAT_MS', flag: '--sse-heartbeat-ms', default: 15_000, min: 100, doc: 'Interval of the comment line sent on every GET /events stream, so proxies keep it open' },
   sseRetryMs: { kind: 'int', env: 'RTW_SSE_RETRY_MS', flag: '--sse-retry-ms', default: 2_000, min: 0, doc: 'The retry: hint of GET /events: how long EventSource waits before reconnecting' },
   sseMaxStreams: { kind: 'int', env: 'RTW_SSE_MAX_STREAMS', flag: '--sse-max-streams', default: 10_000, min: 1, doc: 'Open GET /events streams at once (503 RTW_TOO_MANY_STREAMS above it)' },
   sseMaxTopics: { kind: 'int', env: 'RTW_SSE_MAX_TOPICS', flag: '--sse-max-topics', default: 32, min: 1, doc: 'topic= filters one GET /events stream may name (400 above it)' },
   amqpUrl: { kind: 'optional', env: 'RTW_AMQP_URL', flag: '--amqp-url', default: '', doc: 'RabbitMQ URL (amqp://user:pass@host:5672/vhost); empty turns RabbitMQ off' },
-  queuedServices: { kind: 'optional', env: 'RTW_QUEUED_SERVICES', flag: '--queued-services', default: '', doc: 'Comma list of services whose requests go to the durable RabbitMQ queue rtw.req.<service> (needs amqpUrl)' },
+  queuedServices: { kind: 'list', env: 'RTW_QUEUED_SERVICES', flag: '--queued-services', default: [], doc: 'Comma list of services whose requests go to the durable RabbitMQ queue rtw.req.<service> (needs amqpUrl)' },
   amqpExchange: { kind: 'string', env: 'RTW_AMQP_EXCHANGE', flag: '--amqp-exchange', default: 'amq.topic', doc: 'Topic exchange the MQTT<->AMQP bridge mirrors to and from' },
-  amqpBridgeOut: { kind: 'optional', env: 'RTW_AMQP_BRIDGE_OUT', flag: '--amqp-bridge-out', default: '#', doc: 'Comma list of MQTT filters whose publishes are mirrored to amqpExchange; empty turns it off ("$" topics never are)' },
-  amqpBridgeIn: { kind: 'optional', env: 'RTW_AMQP_BRIDGE_IN', flag: '--amqp-bridge-in', default: '#', doc: 'Comma list of MQTT filters: messages on amqpExchange whose routing key maps into them are delivered to MQTT; empty turns it off' },
+  amqpBridgeOut: { kind: 'list', env: 'RTW_AMQP_BRIDGE_OUT', flag: '--amqp-bridge-out', default: ['#'], doc: 'Comma list of MQTT filters whose publishes are mirrored to amqpExchange; empty turns it off ("$" topics never are)' },
+  amqpBridgeIn: { kind: 'list', env: 'RTW_AMQP_BRIDGE_IN', flag: '--amqp-bridge-in', default: ['#'], doc: 'Comma list of MQTT filters: messages on amqpExchange whose routing key maps into them are delivered to MQTT; empty turns it off' },
   amqpReconnectMaxMs: { kind: 'int', env: 'RTW_AMQP_RECONNECT_MAX_MS', flag: '--amqp-reconnect-max-ms', default: 5_000, min: 100, doc: 'Longest wait between RabbitMQ reconnect attempts (exponential backoff with jitter, from 100 ms)' },
   asyncResultTtlMs: { kind: 'int', env: 'RTW_ASYNC_RESULT_TTL_MS', flag: '--async-result-ttl-ms', default: 600_000, min: 1, doc: 'How long the result of a respond-async request to a queued service stays readable at /requests/<handle>' },
   asyncResultMaxBytes: { kind: 'int', env: 'RTW_ASYNC_RESULT_MAX_BYTES', flag: '--async-result-max-bytes', default: 67_108_864, min: 1024, doc: 'Bytes of stored async results; past it the oldest are dropped early' },
@@ -85,9 +89,11 @@ export const CONFIG_FIELDS = {
 } as const satisfies Record<string, Field>
 
 type Fields = typeof CONFIG_FIELDS
-type ValueOf<K extends Kind> = K extends 'string' | 'optional' | 'level' | 'addresses' ? string : K extends 'bool' ? boolean : number
+type ValueOf<K extends Kind> = K extends 'string' | 'optional' | 'level' ? string : K extends ListKind ? readonly string[] : K extends 'bool' ? boolean : number
 export type Config = Readonly<{ -readonly [K in keyof Fields]: ValueOf<Fields[K]['kind']> }>
 export type ConfigKey = keyof Fields
+/** What a caller may give for each key in `overrides`: a list key also as a comma string, as env and flags give it. */
+export type ConfigInput = { [K in keyof Fields]: Fields[K]['kind'] extends ListKind ? string | readonly string[] : Config[K] }
 
 const LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
 
@@ -102,7 +108,14 @@ export class ConfigError extends Error {
   readonly code = 'RTW_CONFIG_INVALID'
 }
 
-function coerce (key: ConfigKey, raw: unknown, source: string): string | number | boolean {
+/** A list value's non-empty, trimmed entries: from a comma string, or from an array of strings; undefined for anything else. */
+function listEntries (raw: unknown): string[] | undefined {
+  if (typeof raw === 'string') return listOf(raw)
+  if (!Array.isArray(raw) || !raw.every(e => typeof e === 'string')) return undefined
+  return (raw as string[]).map(e => e.trim()).filter(e => e.length > 0)
+}
+
+function coerce (key: ConfigKey, raw: unknown, source: string): string | number | boolean | readonly string[] {
   const field: Field = CONFIG_FIELDS[key]
   const fail = (why: string): never => { throw new ConfigError(`${source}: ${key} ${why} (got ${JSON.stringify(raw)})`) }
   switch (field.kind) {
@@ -115,14 +128,21 @@ function coerce (key: ConfigKey, raw: unknown, source: string): string | number 
     case 'level':
       if (typeof raw !== 'string' || !LEVELS.has(raw)) fail('must be one of ' + [...LEVELS].join(', '))
       return raw as string
+    case 'list':
     case 'addresses':
-      if (typeof raw !== 'string') fail('must be a string')
-      try {
-        parseTrustedProxies(raw as string)
-      } catch (err) {
-        fail(`must be a comma list of IP addresses and CIDR ranges: ${(err as Error).message}`)
+    case 'filters': {
+      const entries = listEntries(raw) ?? fail('must be a comma list, or in a config file an array of strings')
+      if (field.kind === 'addresses') {
+        try {
+          checkTrustedProxies(entries)
+        } catch (err) {
+          fail(`must be a comma list of IP addresses and CIDR ranges: ${(err as Error).message}`)
+        }
       }
-      return raw as string
+      const bad = field.kind === 'filters' ? entries.find(f => !isValidTopicFilter(f)) : undefined
+      if (bad !== undefined) fail(`must be a list of MQTT topic filters: ${JSON.stringify(bad)} is not one`)
+      return Object.freeze(entries)
+    }
     case 'bool':
       if (typeof raw === 'boolean') return raw
       if (raw === '1' || raw === 'true') return true
@@ -143,65 +163,13 @@ export interface ConfigSources {
   file?: string
   env?: NodeJS.ProcessEnv
   argv?: string[]
-  overrides?: Partial<Config>
+  overrides?: Partial<ConfigInput>
 }
 
 const KEYS = Object.keys(CONFIG_FIELDS) as ConfigKey[]
 
 /** Flags that are commands, not config values: main.ts acts on them. */
 export const COMMAND_FLAGS = ['--help', '-h', '--print-config'] as const
-
-/** The flag closest to a mistyped one, when it is close enough to be what was meant. */
-function suggest (name: string): string {
-  const distance = (a: string, b: string): number => {
-    let prev = Array.from({ length: b.length + 1 }, (_v, i) => i)
-    for (let i = 1; i <= a.length; i++) {
-      const row = [i]
-      for (let j = 1; j <= b.length; j++) row[j] = Math.min((prev[j] as number) + 1, (row[j - 1] as number) + 1, (prev[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1))
-      prev = row
-    }
-    return prev[b.length] as number
-  }
-  const known = ['--config', ...COMMAND_FLAGS, ...KEYS.map(k => CONFIG_FIELDS[k].flag)]
-  let best = ''
-  let bestD = Infinity
-  for (const f of known) {
-    const d = distance(name, f)
-    if (d < bestD) { best = f; bestD = d }
-  }
-  return bestD <= 3 ? ` (did you mean ${best}?)` : ''
-}
-
-/** Splits argv into known flags; `--config FILE` names the file source. Unknown flags are errors. */
-function parseArgv (argv: string[]): { file?: string, values: Map<ConfigKey, string>, flags: Set<string> } {
-  const values = new Map<ConfigKey, string>()
-  const flags = new Set<string>()
-  let file: string | undefined
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string
-    const eq = arg.indexOf('=')
-    const name = eq === -1 ? arg : arg.slice(0, eq)
-    const take = (): string => {
-      if (eq !== -1) return arg.slice(eq + 1)
-      const next = argv[++i]
-      if (next === undefined) throw new ConfigError(`command line: ${name} needs a value`)
-      return next
-    }
-    if (name === '--config') { file = take(); continue }
-    const key = KEYS.find(k => CONFIG_FIELDS[k].flag === name)
-    if (key !== undefined) {
-      // A boolean flag may stand alone: `--allow-anonymous`.
-      const bare = CONFIG_FIELDS[key].kind === 'bool' && eq === -1 && (argv[i + 1] === undefined || argv[i + 1]?.startsWith('-') === true)
-      values.set(key, bare ? 'true' : take())
-      continue
-    }
-    if ((COMMAND_FLAGS as readonly string[]).includes(arg)) { flags.add(arg); continue }
-    // Named, so that `--http-prot 9000` says which flag is wrong rather than "unknown argument 9000".
-    if (name.startsWith('-')) throw new ConfigError(`command line: unknown flag ${name}${suggest(name)}; --help lists them`)
-    throw new ConfigError(`command line: unexpected argument ${JSON.stringify(arg)}; flags take the form --name value or --name=value`)
-  }
-  return { file, values, flags }
-}
 
 /** True when the config turns auth on: JWT key material [P-11.1] or an API key file [P-11.9]. */
 export function authEnabled (config: Pick<Config, 'jwtSecret' | 'jwtPublicKeyFile' | 'jwksFile' | 'apiKeysFile'>): boolean {
@@ -256,7 +224,11 @@ export function loadConfig (sources: ConfigSources = {}): LoadedConfig {
   const cli = parseArgv(sources.argv ?? [])
   const out: Record<string, unknown> = {}
   const from: Record<string, string> = {}
-  for (const key of KEYS) { out[key] = CONFIG_FIELDS[key].default; from[key] = 'default' }
+  for (const key of KEYS) {
+    const d: Field['default'] = CONFIG_FIELDS[key].default
+    out[key] = Array.isArray(d) ? Object.freeze([...d]) : d
+    from[key] = 'default'
+  }
 
   const file = cli.file ?? sources.file ?? env.RTW_CONFIG
   if (file !== undefined && file !== '') {
@@ -298,9 +270,6 @@ export function loadConfig (sources: ConfigSources = {}): LoadedConfig {
   if (config.staticDir !== '' && statSync(config.staticDir, { throwIfNoEntry: false })?.isDirectory() !== true) {
     throw new ConfigError(`staticDir ${config.staticDir} is not a directory`)
   }
-  for (const f of listOf(config.historyTopics)) {
-    if (!isValidTopicFilter(f)) throw new ConfigError(`historyTopics: ${JSON.stringify(f)} is not a valid MQTT topic filter`)
-  }
   if (config.redisUrl !== '' && !/^rediss?:\/\/[^/]/.test(config.redisUrl)) throw new ConfigError(`redisUrl must be a redis:// or rediss:// URL (got ${JSON.stringify(config.redisUrl)})`)
   Object.freeze(config)
   // [P-11.9] a bad key file stops start-up here, like any other bad value; so do the TLS and JWT files.
@@ -309,13 +278,14 @@ export function loadConfig (sources: ConfigSources = {}): LoadedConfig {
   return { config, flags: cli.flags, sources: Object.freeze(from as Record<ConfigKey, string>) }
 }
 
-/** A comma list config value as its non-empty, trimmed entries. */
-export function listOf (raw: string): string[] {
+/** A comma list as its non-empty, trimmed entries. */
+function listOf (raw: string): string[] {
   return raw.split(',').map(s => s.trim()).filter(s => s.length > 0)
 }
 
-export function defaultText (v: string | number | boolean): string {
-  return v === '' ? '(unset)' : '`' + String(v) + '`'
+export function defaultText (v: string | number | boolean | readonly string[]): string {
+  const text = Array.isArray(v) ? v.join(',') : String(v)
+  return text === '' ? '(unset)' : '`' + text + '`'
 }
 
 /** The documentation table, for `--help` and for the README. */

@@ -4,7 +4,7 @@
 // writes one PUBLISH as several small chunks (docs/ARCHITECTURE.md "Pitfalls" 1).
 import { Duplex } from 'node:stream'
 import type { WebSocket } from 'ws'
-import { Gather } from '../../broker/write-batch.js'
+import { Gather } from '../../net/write-batch.js'
 
 // Past this many unsent bytes, writes wait for the socket.
 const HIGH_WATER = 1 << 20

@@ -3,7 +3,7 @@
 // (rtw.reply.<node>), where replies to requests it accepted before a crash wait.
 // Only for LevelDB: every node of a Redis cluster needs an id of its own.
 import { randomBytes } from 'node:crypto'
-import type { StoreBackend } from '../store/store.js'
+import type { StoreBackend } from '../../net/store/store.js'
 
 const CENTURY_MS = 100 * 365 * 86_400_000
 

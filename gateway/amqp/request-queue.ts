@@ -4,9 +4,9 @@
 // AMQP correlationId, which is the request id.
 import type { ConfirmChannel, ConsumeMessage, Options } from 'amqplib'
 import type { Bridge, QueuedRequest, RequestQueue } from '../../core/bridge.js'
-import type { AmqpConnection } from './connection.js'
-import { TOPIC_HEADER, declareReplyQueue, declareRequestQueue, replyQueueName, requestQueueName } from './topology.js'
-import { ackSafely, rejectSafely } from './acks.js'
+import type { AmqpConnection } from '../../net/amqp/connection.js'
+import { TOPIC_HEADER, declareReplyQueue, declareRequestQueue, replyQueueName, requestQueueName } from '../../net/amqp/topology.js'
+import { ackSafely, rejectSafely } from '../../net/amqp/acks.js'
 
 export type ReplyRejection = 'no-correlation-id' | 'too-large' | 'malformed' | 'unknown'
 

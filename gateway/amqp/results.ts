@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto'
 import type { Outcome } from '../../core/correlator.js'
 import { decodeReply, encodeCallerReply, type Reply } from '../../core/envelope.js'
 import { ERRORS, errorBody, type ErrorCode } from '../../core/errors.js'
-import type { KvStore } from '../store/store.js'
+import type { KvStore } from '../../net/store/store.js'
 
 export const RESULT_TOPIC_PREFIX = '$result/'
 export const RESULT_PATH_PREFIX = '/requests/'

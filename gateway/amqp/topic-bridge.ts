@@ -13,12 +13,12 @@
 //    subscribers already had it. Other gateway nodes do deliver it, so the
 //    exchange also links the MQTT sides of several gateways.
 import type { ConfirmChannel, ConsumeMessage } from 'amqplib'
-import type { AmqpConnection } from './connection.js'
+import type { AmqpConnection } from '../../net/amqp/connection.js'
 import { mqttFilterToBindingKey, mqttToRoutingKey, routingKeyToMqtt } from './topic-map.js'
-import { MQTT_QOS_HEADER, MQTT_RETAIN_HEADER, ORIGIN_HEADER, declareBridgeQueue } from './topology.js'
+import { MQTT_QOS_HEADER, MQTT_RETAIN_HEADER, ORIGIN_HEADER, declareBridgeQueue } from '../../net/amqp/topology.js'
 import { isValidTopicFilter, topicMatches } from '../../core/topics.js'
 import { amqpMirrorAllowed } from '../../core/namespaces.js'
-import { ackSafely, rejectSafely } from './acks.js'
+import { ackSafely, rejectSafely } from '../../net/amqp/acks.js'
 
 export interface MqttSide {
   publish: (topic: string, payload: Buffer, qos: 0 | 1, retain: boolean, cb: (err?: Error | null) => void) => void
@@ -34,9 +34,9 @@ export interface TopicBridgeOptions {
    */
   clusterId?: string
   /** MQTT filters mirrored out; empty: nothing is. */
-  outFilters: string[]
+  outFilters: readonly string[]
   /** MQTT filters delivered in; empty: nothing is. */
-  inFilters: string[]
+  inFilters: readonly string[]
   /** Larger AMQP messages are not delivered to MQTT (dead-lettered). */
   maxMessageBytes: number
   onReject: (reason: InboundRejection, detail: string) => void
@@ -44,15 +44,14 @@ export interface TopicBridgeOptions {
 
 export type InboundRejection = 'bad-topic' | 'too-large' | 'publish-failed'
 
-/** Checks a comma list of bridge filters; returns them, or the reason they are unusable. */
-export function parseBridgeFilters (list: string): { ok: true, filters: string[] } | { ok: false, reason: string } {
-  const filters = list.split(',').map(s => s.trim()).filter(s => s.length > 0)
+/** Why a list of bridge filters is unusable, or undefined when every one can be bridged. */
+export function bridgeFiltersProblem (filters: readonly string[]): string | undefined {
   for (const f of filters) {
-    if (!isValidTopicFilter(f)) return { ok: false, reason: `${JSON.stringify(f)} is not a valid MQTT topic filter` }
-    if (!amqpMirrorAllowed(f)) return { ok: false, reason: `${JSON.stringify(f)}: "$" topics are the gateway's own and are never bridged` }
-    if (mqttFilterToBindingKey(f) === null) return { ok: false, reason: `${JSON.stringify(f)}: "*" or "#" inside a level has no AMQP equivalent` }
+    if (!isValidTopicFilter(f)) return `${JSON.stringify(f)} is not a valid MQTT topic filter`
+    if (!amqpMirrorAllowed(f)) return `${JSON.stringify(f)}: "$" topics are the gateway's own and are never bridged`
+    if (mqttFilterToBindingKey(f) === null) return `${JSON.stringify(f)}: "*" or "#" inside a level has no AMQP equivalent`
   }
-  return { ok: true, filters }
+  return undefined
 }
 
 export class TopicBridge {

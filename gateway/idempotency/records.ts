@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto'
 import type { Call } from '../../core/bridge.js'
 import type { Reply } from '../../core/envelope.js'
 import { GatewayError } from '../../core/errors.js'
-import type { KvStore } from '../store/store.js'
+import type { KvStore } from '../../net/store/store.js'
 
 /** [P-13.1] 1-255 visible ASCII characters; a structured-field string ("…") is taken without its quotes. */
 export function parseIdempotencyKey (raw: string | string[]): string {

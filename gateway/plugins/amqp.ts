@@ -8,12 +8,12 @@ import type { FastifyInstance } from 'fastify'
 import { ConfigError } from '../config.js'
 import { isValidService } from '../../core/topics.js'
 import { LogLimiter } from '../log-limit.js'
-import { AmqpConnection } from '../amqp/connection.js'
+import { AmqpConnection } from '../../net/amqp/connection.js'
 import { AmqpRequestQueue } from '../amqp/request-queue.js'
 import { ResultStore } from '../amqp/results.js'
 import { durableNodeId } from '../amqp/node-id.js'
-import { TopicBridge, parseBridgeFilters } from '../amqp/topic-bridge.js'
-import { declareDeadLetter } from '../amqp/topology.js'
+import { TopicBridge, bridgeFiltersProblem } from '../amqp/topic-bridge.js'
+import { declareDeadLetter } from '../../net/amqp/topology.js'
 
 export interface AmqpGateway {
   readonly nodeId: string
@@ -34,23 +34,19 @@ declare module 'fastify' {
 /** How long the reply queue of a gateway that vanished stays in RabbitMQ. */
 const REPLY_QUEUE_IDLE_MS = 10 * 60_000
 
-function list (raw: string): string[] {
-  return raw.split(',').map(s => s.trim()).filter(s => s.length > 0)
-}
-
 async function amqpPlugin (app: FastifyInstance): Promise<void> {
   const config = app.config
-  const services = list(config.queuedServices)
+  const services = config.queuedServices
   if (config.amqpUrl === '') {
     if (services.length > 0) throw new ConfigError('queuedServices needs amqpUrl (RTW_AMQP_URL)')
     app.decorate('amqp', null)
     return
   }
   for (const s of services) if (!isValidService(s)) throw new ConfigError(`queuedServices: ${JSON.stringify(s)} is not a valid service name`)
-  const out = parseBridgeFilters(config.amqpBridgeOut)
-  if (!out.ok) throw new ConfigError(`amqpBridgeOut: ${out.reason}`)
-  const inbound = parseBridgeFilters(config.amqpBridgeIn)
-  if (!inbound.ok) throw new ConfigError(`amqpBridgeIn: ${inbound.reason}`)
+  for (const key of ['amqpBridgeOut', 'amqpBridgeIn'] as const) {
+    const problem = bridgeFiltersProblem(config[key])
+    if (problem !== undefined) throw new ConfigError(`${key}: ${problem}`)
+  }
 
   // With dataDir the node keeps its id across restarts, and so its durable reply
   // queue: replies to async requests accepted before a crash still arrive (docs/AMQP.md §4).
@@ -81,8 +77,8 @@ async function amqpPlugin (app: FastifyInstance): Promise<void> {
     exchange: config.amqpExchange,
     nodeId,
     ...(app.cluster === null ? {} : { clusterId: app.cluster.clusterId }),
-    outFilters: out.filters,
-    inFilters: inbound.filters,
+    outFilters: config.amqpBridgeOut,
+    inFilters: config.amqpBridgeIn,
     maxMessageBytes: config.maxPacketSize,
     onReject: (reason, detail) => limited.warn(`amqp-bridge-${reason}`, `AMQP message for MQTT dead-lettered (${reason}): ${detail}`)
   })

@@ -9,7 +9,7 @@ import { LogLimiter } from '../log-limit.js'
 import { identityOf } from '../auth/identity.js'
 import { configFiles } from '../config-files.js'
 import { namespaceOf } from '../../core/namespaces.js'
-import { listOf, type Config } from '../config.js'
+import type { Config } from '../config.js'
 import type { Trust } from '../../core/client-address.js'
 
 declare module 'fastify' {
@@ -44,7 +44,7 @@ async function brokerPlugin (app: FastifyInstance): Promise<void> {
     defaultTimeoutMs: config.requestTimeoutMs,
     maxTimeoutMs: config.maxTimeoutMs,
     maxInFlightPerOwner: config.maxInFlightPerClient,
-    forwardCredentials: new Set(listOf(config.forwardCredentials)),
+    forwardCredentials: new Set(config.forwardCredentials),
     ...(cluster === null ? {} : { nodeId: cluster.id })
   }, broker, broker.subscriptions, cluster ?? undefined)
   await cluster?.start(broker.subscriptions, (topic, payload) => bridge.handleForwardedReply(topic, payload))

@@ -7,7 +7,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { Stage } from '../../broker/pipeline.js'
-import { listOf } from '../config.js'
 import { HISTORY_PREFIX } from '../../core/namespaces.js'
 import { RedisHistory } from '../history/redis.js'
 import { formatPosition, isRecorded, parsePosition, MemoryHistory, type History, type Position } from '../../core/history.js'
@@ -26,7 +25,7 @@ declare module 'fastify' {
 
 async function historyPlugin (app: FastifyInstance): Promise<void> {
   const config = app.config
-  const filters = listOf(config.historyTopics)
+  const filters = config.historyTopics
   const limits = { size: config.historySize, ttlMs: config.historyTtlMs, maxBytes: config.historyMaxBytes }
   // In a cluster the history is shared, and every node's streams are fed from the
   // positioned copies, which the shared routing brings to every node once.

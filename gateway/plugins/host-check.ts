@@ -5,7 +5,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { hostAllowed, parseHostPolicy } from '../../core/hosts.js'
-import { authEnabled, isLoopback, listOf } from '../config.js'
+import { authEnabled, isLoopback } from '../config.js'
 import { errorBody } from '../../core/errors.js'
 import { LogLimiter } from '../log-limit.js'
 
@@ -21,7 +21,7 @@ const REMEMBERED = 64
 
 async function hostCheckPlugin (app: FastifyInstance): Promise<void> {
   const config = app.config
-  const policy = parseHostPolicy(listOf(config.allowedHosts), !authEnabled(config) && isLoopback(config.host))
+  const policy = parseHostPolicy(config.allowedHosts, !authEnabled(config) && isLoopback(config.host))
   const good = new Set<string>()
   const allowed = (host: string | undefined): boolean => {
     if (host === undefined || good.has(host)) return true

@@ -1,10 +1,11 @@
 // GET /metrics in the Prometheus text format (prom-client), from the one
 // Metrics object that /stats, the $SYS topics and the dashboard read too.
 //
-// With auth on, /metrics needs a token (JWT or API key, `Authorization: Bearer`)
-// whose subscribe grants cover `$SYS/#`: the same grant that lets a client read
-// the $SYS topics and the dashboard, since /metrics shows the same numbers.
-// Without auth (loopback only, [P-11.5]) it is open like everything else.
+// With auth on, /metrics and /stats need a token (JWT or API key,
+// `Authorization: Bearer`) whose subscribe grants cover `$SYS/#`: the same
+// grant that lets a client read the $SYS topics and the dashboard, since they
+// all show the same numbers. Without auth (loopback only, [P-11.5]) they are
+// open like everything else.
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Duplex } from 'node:stream'
@@ -19,6 +20,8 @@ import { LogLimiter } from '../log-limit.js'
 declare module 'fastify' {
   interface FastifyInstance {
     metrics: Metrics
+    /** The rule of /metrics and /stats: true to go on; else it has answered 401 or 403. Always true without auth. */
+    numbersGuard: (req: FastifyRequest, reply: FastifyReply) => Promise<boolean>
   }
 }
 
@@ -52,9 +55,10 @@ async function metricsPlugin (app: FastifyInstance): Promise<void> {
     if (app.hasDecorator('sse')) metrics.addConnectionSource('sse', () => app.sse.open())
   })
 
-  const guard = authEnabled(app.config) ? sysReaderGuard(app) : undefined
+  const guard = authEnabled(app.config) ? sysReaderGuard(app) : async () => true
+  app.decorate('numbersGuard', guard)
   app.get('/metrics', async (req, reply) => {
-    if (guard !== undefined && !(await guard(req, reply))) return reply
+    if (!(await guard(req, reply))) return reply
     return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics())
   })
 }
@@ -67,7 +71,7 @@ function sysReaderGuard (app: FastifyInstance): (req: FastifyRequest, reply: Fas
     const header = req.headers.authorization
     const result = await verifier.verify(typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7).trim() : undefined)
     if (!result.ok) {
-      limited.warn(`metrics-auth-${result.reason}`, `GET /metrics: ${result.reason} token`)
+      limited.warn(`metrics-auth-${result.reason}`, `GET ${req.routeOptions.url ?? req.url}: ${result.reason} token`)
       reply.code(401).header('www-authenticate', `Bearer error="invalid_token", error_description="${result.reason}"`).send(errorBody('RTW_UNAUTHORIZED', `Token ${result.reason}`))
       return false
     }

@@ -11,14 +11,13 @@ import { Ledger, deadlineOf, requestIdOf } from '../../core/asked.js'
 import { decodeReply } from '../../core/envelope.js'
 import { parseReplyTopic, REQ_PREFIX, RES_PREFIX } from '../../core/topics.js'
 import { LogLimiter } from '../log-limit.js'
-import { listOf } from '../config.js'
 
 async function repliesPlugin (app: FastifyInstance): Promise<void> {
   // By client id, not by connection: a responder with a persistent session may
   // answer after reconnecting a request it was sent before [P-2.4].
   const ledgers = new Map<string, Ledger>()
   // Services whose responder answers from another connection than the one it reads requests on.
-  const open = new Set(listOf(app.config.openReplies))
+  const open = new Set(app.config.openReplies)
   const limited = new LogLimiter(app.log)
 
   const replyOf = (topic: string, payload: Buffer): { id: string, service: string } | undefined => {

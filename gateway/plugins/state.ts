@@ -1,12 +1,12 @@
-// The gateway's own state (gateway/store/): async results and idempotency
+// The gateway's own state (net/store/): async results and idempotency
 // records. Redis when redisUrl is set, so every node of a cluster shares them;
 // else LevelDB in <dataDir>/gateway, so they survive a crash; else memory.
 // Opened before the plugins that use it and closed after them.
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { ConfigError } from '../config.js'
-import { openStateBackend } from '../store/open.js'
-import type { StoreBackend } from '../store/store.js'
+import { openStateBackend } from '../../net/store/open.js'
+import type { StoreBackend } from '../../net/store/store.js'
 import { IdempotencyRecords } from '../idempotency/records.js'
 
 declare module 'fastify' {

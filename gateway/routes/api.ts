@@ -10,7 +10,6 @@ import { checkTopic } from '../../core/conformance.js'
 import type { Outcome } from '../../core/correlator.js'
 import type { Call } from '../../core/bridge.js'
 import { GatewayError, errorBody, ERRORS } from '../../core/errors.js'
-import { listOf } from '../config.js'
 import { callQueuedAsync, isQueuedAsync, readResult } from '../amqp/async-call.js'
 import { idempotentCall } from './idempotent-call.js'
 
@@ -120,7 +119,7 @@ export default async function apiRoutes (app: FastifyInstance): Promise<void> {
   const config = app.config
   const topicLimits = { maxTopicLength: config.maxTopicLength, maxTopicLevels: config.maxTopicLevels }
   const bridge = app.bridge
-  const forwardCredentials = new Set(listOf(config.forwardCredentials))
+  const forwardCredentials = new Set(config.forwardCredentials)
 
   function handler (req: FastifyRequest, reply: FastifyReply): undefined | Promise<FastifyReply> {
     const target = parseTarget(req.url)

@@ -19,8 +19,10 @@ export default async function healthRoutes (app: FastifyInstance): Promise<void>
     return { status: draining ? 'draining' : degraded ? 'degraded' : 'ready', checks }
   })
 
-  // The same numbers as /metrics and $SYS, read from the one Metrics object (gateway/metrics/registry.ts).
-  app.get('/stats', async () => {
+  // The same numbers as /metrics and $SYS, read from the one Metrics object
+  // (gateway/metrics/registry.ts), so with auth on the same grant reads them.
+  app.get('/stats', async (req, reply) => {
+    if (!(await app.numbersGuard(req, reply))) return reply
     const c = app.bridge.correlator
     const m = app.metrics
     return {

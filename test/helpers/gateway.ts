@@ -1,7 +1,7 @@
 // Starts an in-process gateway on free ports (port 0) and closes it after the test.
 import type { FastifyInstance } from 'fastify'
 import { buildApp, type BuildOptions } from '../../gateway/app.js'
-import { loadConfig, type Config } from '../../gateway/config.js'
+import { loadConfig, type Config, type ConfigInput } from '../../gateway/config.js'
 
 export interface TestGateway {
   app: FastifyInstance
@@ -14,7 +14,7 @@ export interface TestGateway {
   close: () => Promise<void>
 }
 
-export async function startGateway (overrides: Partial<Config> = {}, build: BuildOptions = {}): Promise<TestGateway> {
+export async function startGateway (overrides: Partial<ConfigInput> = {}, build: BuildOptions = {}): Promise<TestGateway> {
   const { config } = loadConfig({ overrides: { httpPort: 0, mqttPort: 0, logLevel: 'silent', ...overrides } })
   const app = await buildApp(config, build)
   await app.listen({ port: config.httpPort, host: config.host, backlog: 4096 }) // as gateway/main.ts does
@@ -42,9 +42,9 @@ export interface Stats {
   clients: number
 }
 
-/** GET /stats of a running gateway. */
-export async function getStats (httpUrl: string): Promise<Stats> {
-  const res = await fetch(`${httpUrl}/stats`)
+/** GET /stats of a running gateway; with auth on, pass a token granted `$SYS/#`. */
+export async function getStats (httpUrl: string, token?: string): Promise<Stats> {
+  const res = await fetch(`${httpUrl}/stats`, token === undefined ? {} : { headers: { authorization: `Bearer ${token}` } })
   if (res.status !== 200) throw new Error(`/stats answered ${res.status}`)
   return await res.json() as Stats
 }

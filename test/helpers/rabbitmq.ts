@@ -59,7 +59,7 @@ async function ensureWorkerBuilt (): Promise<void> {
   if (built) return
   const { statSync } = await import('node:fs')
   const src = join(root, 'echo-server', 'amqp-worker.ts')
-  const fresh = existsSync(WORKER_JS) && ['gateway/amqp/worker.ts', 'gateway/amqp/connection.ts', 'echo-server/echo.ts']
+  const fresh = existsSync(WORKER_JS) && ['net/amqp/worker.ts', 'net/amqp/connection.ts', 'echo-server/echo.ts']
     .every(f => statSync(join(root, f)).mtimeMs <= statSync(WORKER_JS).mtimeMs) && statSync(src).mtimeMs <= statSync(WORKER_JS).mtimeMs
   if (!fresh) {
     const tsc = startProcess(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.build.json')], { cwd: root })

@@ -1,8 +1,8 @@
-// The abstract suite every gateway state backend must pass (gateway/store/),
+// The abstract suite every gateway state backend must pass (net/store/),
 // as aedes-persistence ships one for its backends. `open` gives a fresh backend
 // on the same underlying storage each time it is called.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { StoreBackend, StoreBounds } from '../../gateway/store/store.js'
+import type { StoreBackend, StoreBounds } from '../../net/store/store.js'
 import { waitFor } from './wait.js'
 
 const roomy: StoreBounds = { ttlMs: 60_000, maxEntries: 1000, maxBytes: 1 << 20, whenFull: 'evict-oldest' }

@@ -15,8 +15,8 @@ import { mintToken } from '../../gateway/cli/token.js'
 const run = promisify(execFile)
 
 /** Waits until /stats has counted n more not-asked replies than `before`. */
-async function notAsked (gw: TestGateway, before: number, n: number): Promise<void> {
-  await waitFor(async () => (await getStats(gw.httpUrl)).dropped['not-asked'] >= before + n, { what: `${n} replies dropped as not-asked` })
+async function notAsked (gw: TestGateway, before: number, n: number, token?: string): Promise<void> {
+  await waitFor(async () => (await getStats(gw.httpUrl, token)).dropped['not-asked'] >= before + n, { what: `${n} replies dropped as not-asked` })
 }
 
 describe('attack: forged replies without auth', () => {
@@ -102,9 +102,11 @@ describe('attack: forged replies with auth, from a client that may serve the ser
     const caller = await mintToken(['--sub', 'web', '--call', 'bank', '--secret', SECRET], {})
     const pending = fetch(`${gw.httpUrl}/api/bank/x`, { headers: { authorization: `Bearer ${caller}` } })
     const req = (await holder.waitForRequests(1))[0]!
-    const before = (await getStats(gw.httpUrl)).dropped['not-asked']
+    // With auth on, /stats needs the $SYS/# grant, as /metrics does.
+    const ops = await mintToken(['--sub', 'ops', '--subscribe', '$SYS/#', '--secret', SECRET], {})
+    const before = (await getStats(gw.httpUrl, ops)).dropped['not-asked']
     await forger.publishAsync(req.env.replyTo, JSON.stringify({ id: req.env.id, status: 200, body: 'forged' }), { qos: 1 })
-    await notAsked(gw, before, 1)
+    await notAsked(gw, before, 1, ops)
     await holder.reply(req, { body: 'real' })
     expect(await (await pending).text()).toBe('real')
   })

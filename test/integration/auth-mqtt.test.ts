@@ -92,7 +92,9 @@ describe('MQTT auth', () => {
     const pending = fetch(`${gw.httpUrl}/api/slow/x`, { method: 'POST', body: 'q', headers: { authorization: `Bearer ${await token('--sub', 'web', '--call', 'slow')}` } })
     await waitFor(() => requests.length > 0, { what: 'the request at the server' })
     const env = JSON.parse((requests[0] as { payload: Buffer }).payload.toString())
-    const before = (await (await fetch(`${gw.httpUrl}/stats`)).json()) as { dropped: Record<string, number> }
+    // With auth on, /stats needs the $SYS/# grant, as /metrics does.
+    const stats = { headers: { authorization: `Bearer ${await token('--sub', 'ops', '--subscribe', '$SYS/#')}` } }
+    const before = (await (await fetch(`${gw.httpUrl}/stats`, stats)).json()) as { dropped: Record<string, number> }
 
     // A client that does not serve "slow" publishes a well-formed reply on the $rid topic: dropped.
     await forger.publishAsync(env.replyTo, JSON.stringify({ id: env.id, status: 200, body: 'forged' }), { qos: 1 })
@@ -100,7 +102,7 @@ describe('MQTT auth', () => {
     await forger.publishAsync(`$res/other/$rid/${env.id}`, JSON.stringify({ id: env.id, status: 200, body: 'forged' }), { qos: 1 })
     // [P-3.8] it was never sent the request, so neither reply counts: dropped as not-asked.
     await waitFor(async () => {
-      const s = (await (await fetch(`${gw.httpUrl}/stats`)).json()) as { dropped: Record<string, number> }
+      const s = (await (await fetch(`${gw.httpUrl}/stats`, stats)).json()) as { dropped: Record<string, number> }
       return (s.dropped['not-asked'] ?? 0) > (before.dropped['not-asked'] ?? 0)
     }, { what: 'the forged reply to be counted' })
 
@@ -111,7 +113,7 @@ describe('MQTT auth', () => {
     // Replayed after it was answered: dropped as a duplicate, never delivered.
     await server.publishAsync(env.replyTo, JSON.stringify({ id: env.id, status: 200, body: 'replay' }), { qos: 1 })
     await waitFor(async () => {
-      const s = (await (await fetch(`${gw.httpUrl}/stats`)).json()) as { dropped: Record<string, number> }
+      const s = (await (await fetch(`${gw.httpUrl}/stats`, stats)).json()) as { dropped: Record<string, number> }
       return (s.dropped.duplicate ?? 0) > (before.dropped.duplicate ?? 0)
     }, { what: 'the replayed reply to be counted' })
   })

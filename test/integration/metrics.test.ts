@@ -179,7 +179,7 @@ describe('/metrics', () => {
   })
 })
 
-describe('/metrics with auth on', () => {
+describe('/metrics and /stats with auth on', () => {
   const SECRET = 'metrics-test-secret'
   const dir = mkdtempSync(join(tmpdir(), 'rtw-metrics-'))
   const KEY = 'k'.repeat(40)
@@ -205,6 +205,22 @@ describe('/metrics with auth on', () => {
     const res = await fetch(`${gw.httpUrl}/metrics`, { headers: { authorization: `Bearer ${token}` } })
     expect(res.status).toBe(403)
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe('RTW_FORBIDDEN')
+  })
+
+  it('applies the same rule to /stats: 401 without a token, 403 without the $SYS/# grant, the counters with it', async () => {
+    const none = await fetch(`${gw.httpUrl}/stats`)
+    expect(none.status).toBe(401)
+    expect(((await none.json()) as { error: { code: string } }).error.code).toBe('RTW_UNAUTHORIZED')
+    const wide = await mintToken(['--sub', 'u', '--subscribe', '#', '--call', '*', '--secret', SECRET], {})
+    const forbidden = await fetch(`${gw.httpUrl}/stats`, { headers: { authorization: `Bearer ${wide}` } })
+    expect(forbidden.status).toBe(403)
+    expect(((await forbidden.json()) as { error: { code: string } }).error.code).toBe('RTW_FORBIDDEN')
+    const ops = await mintToken(['--sub', 'ops', '--subscribe', '$SYS/#', '--secret', SECRET], {})
+    for (const token of [ops, KEY]) {
+      const res = await fetch(`${gw.httpUrl}/stats`, { headers: { authorization: `Bearer ${token}` } })
+      expect(res.status).toBe(200)
+      expect(typeof ((await res.json()) as { inFlight: unknown }).inFlight).toBe('number')
+    }
   })
 
   it('serves a JWT or an API key that may subscribe to $SYS/#', async () => {

@@ -1,12 +1,12 @@
-// The gateway state backends (gateway/store/), each through the same abstract
+// The gateway state backends (net/store/), each through the same abstract
 // suite: memory, a real LevelDB directory and a real redis-server.
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { MemoryBackend } from '../../gateway/store/memory.js'
-import { LevelBackend } from '../../gateway/store/level.js'
-import { RedisBackend } from '../../gateway/store/redis.js'
+import { MemoryBackend } from '../../net/store/memory.js'
+import { LevelBackend } from '../../net/store/level.js'
+import { RedisBackend } from '../../net/store/redis.js'
 import { storeSuite } from '../helpers/store-suite.js'
 import { redisAvailable, startRedis, type TestRedis } from '../helpers/redis.js'
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { reconnectDelay } from '../../gateway/amqp/backoff.js'
+import { reconnectDelay } from '../../core/backoff.js'
 
 describe('reconnect backoff with jitter', () => {
   it('doubles per attempt up to the cap, half fixed and half random', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { ResultStore, resultTopic } from '../../gateway/amqp/results.js'
-import { MemoryBackend } from '../../gateway/store/memory.js'
-import type { LocalStore } from '../../gateway/store/local.js'
+import { MemoryBackend } from '../../net/store/memory.js'
+import type { LocalStore } from '../../net/store/local.js'
 
 async function store (ttlMs: number, maxBytes = 1_000_000, maxEntries = 100_000) {
   let now = 1_000

@@ -32,7 +32,7 @@ function fails (fn: () => unknown, message: RegExp): void {
 describe('loadConfig', () => {
   it('starts from the documented defaults, frozen', () => {
     const { config } = loadConfig()
-    for (const key of Object.keys(CONFIG_FIELDS) as ConfigKey[]) expect(config[key], key).toBe(CONFIG_FIELDS[key].default)
+    for (const key of Object.keys(CONFIG_FIELDS) as ConfigKey[]) expect(config[key], key).toEqual(CONFIG_FIELDS[key].default)
     expect(config).toMatchObject({ host: '127.0.0.1', httpPort: 8080, mqttPort: 1883, wsPath: '/mqtt', requestTimeoutMs: 10_000, maxTimeoutMs: 60_000 })
     expect(Object.isFrozen(config)).toBe(true)
     expect(() => { (config as { httpPort: number }).httpPort = 1 }).toThrow(TypeError)
@@ -129,6 +129,52 @@ describe('loadConfig', () => {
     for (const [key, f] of Object.entries(CONFIG_FIELDS)) {
       expect(table).toContain(`| \`${key}\` | \`${f.env}\` | \`${f.flag}\` |`)
     }
+  })
+})
+
+describe('list keys', () => {
+  const LISTS = (Object.keys(CONFIG_FIELDS) as ConfigKey[]).filter(k => Array.isArray(CONFIG_FIELDS[k].default))
+
+  it('are every "Comma list" key, arrays once loaded, frozen like the rest', () => {
+    const documented = (Object.keys(CONFIG_FIELDS) as ConfigKey[]).filter(k => CONFIG_FIELDS[k].doc.startsWith('Comma list'))
+    expect(LISTS.sort()).toEqual(documented.sort())
+    expect(LISTS.length).toBeGreaterThanOrEqual(9)
+    const { config } = loadConfig()
+    for (const key of LISTS) {
+      expect(Array.isArray(config[key]), key).toBe(true)
+      expect(Object.isFrozen(config[key]), key).toBe(true)
+    }
+    expect(config.historyTopics).toEqual(['#'])
+    expect(config.allowedOrigins).toEqual([])
+  })
+
+  it('take a comma list from env and flags, and a JSON array or a comma string from the file', () => {
+    const trimmed = ['a/#', 'b/+/c']
+    expect(loadConfig({ env: { RTW_HISTORY_TOPICS: ' a/# , b/+/c ,' } }).config.historyTopics).toEqual(trimmed)
+    expect(loadConfig({ argv: ['--history-topics', 'a/#,b/+/c'] }).config.historyTopics).toEqual(trimmed)
+    expect(loadConfig({ argv: ['--history-topics=a/#,b/+/c'] }).config.historyTopics).toEqual(trimmed)
+    expect(loadConfig({ file: file({ historyTopics: ['a/#', ' b/+/c', ''] }) }).config.historyTopics).toEqual(trimmed)
+    expect(loadConfig({ file: file({ historyTopics: 'a/#, b/+/c' }) }).config.historyTopics).toEqual(trimmed)
+    expect(loadConfig({ overrides: { historyTopics: 'a/#,b/+/c' } }).config.historyTopics).toEqual(trimmed)
+    expect(loadConfig({ overrides: { queuedServices: ['jobs', 'mail'] } }).config.queuedServices).toEqual(['jobs', 'mail'])
+    // An empty value on the command line or in the file empties a list whose default is not empty.
+    expect(loadConfig({ argv: ['--amqp-bridge-out', ''] }).config.amqpBridgeOut).toEqual([])
+    expect(loadConfig({ file: file({ amqpBridgeIn: [] }) }).config.amqpBridgeIn).toEqual([])
+  })
+
+  it('refuse what is neither, and a filter list checks each filter, naming the key and the source', () => {
+    fails(() => loadConfig({ file: file({ openReplies: 3 }) }), /config file .*: openReplies must be a comma list, or in a config file an array of strings/)
+    fails(() => loadConfig({ file: file({ allowedOrigins: ['https://a.example', 1] }) }), /allowedOrigins must be a comma list, or in a config file an array/)
+    fails(() => loadConfig({ env: { RTW_HISTORY_TOPICS: 'a/#,b/#/c' } }), /^environment RTW_HISTORY_TOPICS: historyTopics must be a list of MQTT topic filters: "b\/#\/c" is not one/)
+    fails(() => loadConfig({ file: file({ historyTopics: ['a/+', 'x#'] }) }), /config file .*: historyTopics must be a list of MQTT topic filters: "x#"/)
+  })
+
+  it('are shown by --print-config as the comma list env and flags take', () => {
+    const { config, sources } = loadConfig({ file: file({ allowedHosts: ['gw.example', '.corp.example'] }) })
+    const shown = describeConfig(config, sources)
+    expect(shown.allowedHosts.value).toBe('gw.example,.corp.example')
+    expect(shown.openReplies.value).toBe('')
+    expect(printConfig(config, sources)).toMatch(/^openReplies +\(unset\) +default$/m)
   })
 })
 

@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import Fastify from 'fastify'
 import { afterAll, describe, expect, it } from 'vitest'
 import { ConfigError, loadConfig } from '../../gateway/config.js'
-import { clientAddress, compileTrust, parseTrustedProxies } from '../../core/client-address.js'
+import { clientAddress, compileTrust } from '../../core/client-address.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'rtw-trusted-'))
 afterAll(() => { rmSync(dir, { recursive: true, force: true }) })
@@ -31,24 +31,24 @@ function upgrade (peer: string | undefined, xff?: string): IncomingMessage {
 describe('trustedProxies in the config', () => {
   it('defaults to empty: nobody is trusted', () => {
     const { config } = loadConfig()
-    expect(config.trustedProxies).toBe('')
+    expect(config.trustedProxies).toEqual([])
     expect(compileTrust(config.trustedProxies)).toBeUndefined()
   })
 
   it('is read from the file, the environment and the command line, later sources winning', () => {
     const f = join(dir, 'c.json')
     writeFileSync(f, JSON.stringify({ trustedProxies: '10.0.0.0/8' }))
-    expect(loadConfig({ file: f }).config.trustedProxies).toBe('10.0.0.0/8')
-    expect(loadConfig({ file: f, env: { RTW_TRUSTED_PROXIES: '127.0.0.1,::1' } }).config.trustedProxies).toBe('127.0.0.1,::1')
+    expect(loadConfig({ file: f }).config.trustedProxies).toEqual(['10.0.0.0/8'])
+    expect(loadConfig({ file: f, env: { RTW_TRUSTED_PROXIES: '127.0.0.1,::1' } }).config.trustedProxies).toEqual(['127.0.0.1', '::1'])
     expect(loadConfig({ file: f, env: { RTW_TRUSTED_PROXIES: '127.0.0.1' }, argv: ['--trusted-proxies', '192.168.0.0/16,fd00::/8'] }).config.trustedProxies)
-      .toBe('192.168.0.0/16,fd00::/8')
-    expect(loadConfig({ argv: ['--trusted-proxies=::1'] }).config.trustedProxies).toBe('::1')
+      .toEqual(['192.168.0.0/16', 'fd00::/8'])
+    expect(loadConfig({ argv: ['--trusted-proxies=::1'] }).config.trustedProxies).toEqual(['::1'])
   })
 
   it('accepts IPv4 and IPv6 addresses and ranges, with blanks around commas', () => {
-    expect(parseTrustedProxies(' 127.0.0.1 , 10.0.0.0/8,::1, fd00::/8, 192.0.2.7/32,::ffff:10.0.0.1 ,'))
+    expect(loadConfig({ env: { RTW_TRUSTED_PROXIES: ' 127.0.0.1 , 10.0.0.0/8,::1, fd00::/8, 192.0.2.7/32,::ffff:10.0.0.1 ,' } }).config.trustedProxies)
       .toEqual(['127.0.0.1', '10.0.0.0/8', '::1', 'fd00::/8', '192.0.2.7/32', '::ffff:10.0.0.1'])
-    expect(parseTrustedProxies('')).toEqual([])
+    expect(loadConfig({ argv: ['--trusted-proxies', ''] }).config.trustedProxies).toEqual([])
   })
 
   it.each([
@@ -71,21 +71,29 @@ describe('trustedProxies in the config', () => {
     expect(configError(() => loadConfig({ argv: ['--trusted-proxies', value] })).message).toMatch(/^command line --trusted-proxies: trustedProxies /)
   })
 
-  it('refuses a value that is not a string in the file', () => {
+  it('takes a JSON array in the file, and checks each entry', () => {
     const f = join(dir, 'array.json')
-    writeFileSync(f, JSON.stringify({ trustedProxies: ['127.0.0.1'] }))
-    expect(configError(() => loadConfig({ file: f })).message).toMatch(/config file .*: trustedProxies must be a string/)
+    writeFileSync(f, JSON.stringify({ trustedProxies: ['127.0.0.1', ' 10.0.0.0/8 '] }))
+    expect(loadConfig({ file: f }).config.trustedProxies).toEqual(['127.0.0.1', '10.0.0.0/8'])
+    writeFileSync(f, JSON.stringify({ trustedProxies: ['127.0.0.1', 'proxy.example.com'] }))
+    expect(configError(() => loadConfig({ file: f })).message).toMatch(/config file .*: trustedProxies must be a comma list of IP addresses.*"proxy\.example\.com"/)
+  })
+
+  it('refuses a value that is neither a string nor an array of strings in the file', () => {
+    const f = join(dir, 'number.json')
+    writeFileSync(f, JSON.stringify({ trustedProxies: [127] }))
+    expect(configError(() => loadConfig({ file: f })).message).toMatch(/config file .*: trustedProxies must be a comma list, or in a config file an array of strings/)
   })
 })
 
 describe('clientAddress', () => {
   it('is the socket address when nobody is trusted, whatever X-Forwarded-For says', () => {
     expect(clientAddress(upgrade('127.0.0.1', '203.0.113.1'), undefined)).toBe('127.0.0.1')
-    expect(clientAddress(upgrade(undefined, '203.0.113.1'), compileTrust('127.0.0.1'))).toBeUndefined()
+    expect(clientAddress(upgrade(undefined, '203.0.113.1'), compileTrust(['127.0.0.1']))).toBeUndefined()
   })
 
   it('is the rightmost address that is not a trusted proxy', () => {
-    const trust = compileTrust('127.0.0.1,10.0.0.0/8,::1')
+    const trust = compileTrust(['127.0.0.1', '10.0.0.0/8', '::1'])
     expect(clientAddress(upgrade('127.0.0.1', '203.0.113.1'), trust)).toBe('203.0.113.1')
     // A client cannot hide behind an address it writes on the left.
     expect(clientAddress(upgrade('127.0.0.1', '198.51.100.7, 203.0.113.1'), trust)).toBe('203.0.113.1')
@@ -99,13 +107,13 @@ describe('clientAddress', () => {
   })
 
   it('ignores X-Forwarded-For from a peer that is not trusted', () => {
-    const trust = compileTrust('10.9.9.9')
+    const trust = compileTrust(['10.9.9.9'])
     expect(clientAddress(upgrade('127.0.0.1', '203.0.113.1'), trust)).toBe('127.0.0.1')
     expect(clientAddress(upgrade('127.0.0.1', '10.9.9.9'), trust)).toBe('127.0.0.1')
   })
 
   it('agrees with Fastify\'s req.ip given the same trust function', async () => {
-    const trust = compileTrust('127.0.0.1,10.0.0.0/8,2001:db8::/32')
+    const trust = compileTrust(['127.0.0.1', '10.0.0.0/8', '2001:db8::/32'])
     const app = Fastify({ trustProxy: trust ?? false })
     app.get('/', async req => ({ ip: req.ip, ours: clientAddress(req.raw, trust) }))
     try {

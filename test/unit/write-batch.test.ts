@@ -1,7 +1,7 @@
-// broker/write-batch.ts: writes made in one event-loop turn reach the stream as one write.
+// net/write-batch.ts: writes made in one event-loop turn reach the stream as one write.
 import { Writable } from 'node:stream'
 import { describe, expect, it } from 'vitest'
-import { batchWrites, flushNow } from '../../broker/write-batch.js'
+import { batchWrites, flushNow } from '../../net/write-batch.js'
 
 /** A stream that records each underlying write and completes it at once. */
 function recorder (highWaterMark = 16_384): { stream: Writable, writes: Buffer[] } {

@@ -5,8 +5,8 @@
 import { EventEmitter } from 'node:events'
 import amqp, { type ChannelModel, type ConfirmChannel, type Options } from 'amqplib'
 import type { Writable } from 'node:stream'
-import { reconnectDelay } from './backoff.js'
-import { batchWrites } from '../../broker/write-batch.js'
+import { reconnectDelay } from '../../core/backoff.js'
+import { batchWrites } from '../write-batch.js'
 
 export type AmqpState = 'connecting' | 'up' | 'down' | 'closed'
 
