@@ -142,11 +142,12 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   await app.register(corsPlugin)
   await app.register(authPlugin)
   await app.register(limitsPlugin)
+  // Before sessions: client id ownership lives in the same store when dataDir or redisUrl is set.
+  await app.register(statePlugin)
   await app.register(sessionsPlugin)
   await app.register(repliesPlugin)
   await app.register(sysVisibilityPlugin)
   await app.register(websocketPlugin)
-  await app.register(statePlugin)
   await app.register(amqpPlugin)
   await app.register(metricsPlugin)
   await app.register(sysPlugin)
