@@ -1,8 +1,10 @@
 // Who owns a client id [P-4.7]: the record that decides whether a CONNECT
 // may take over a session. With auth on, the owner is the token's subject;
-// without, the remote address. The decision is pure (mayClaim); where the
-// records live is behind SessionOwners, kept in memory here and in Redis
-// when several nodes share state. No I/O in this file.
+// without, the remote address. The decision and the record's transitions are
+// pure (mayClaim, claimedRecord, endedRecord, keptFor); where the records live
+// is behind SessionOwners: a Map here on a single node without dataDir, the
+// gateway's state store (LevelDB or Redis) otherwise (gateway/sessions/). No
+// I/O in this file.
 
 export interface SessionRecord {
   /** `sub:<subject>` with auth on, `addr:<address>` without. */
@@ -15,8 +17,8 @@ export interface SessionRecord {
   connected: boolean
   /** Epoch ms the last connection ended (0 while connected). */
   endedAt: number
-  /** Which connection holds it: a later claim by the same owner replaces it, and only the holder may end it. */
-  lease: number
+  /** Which connection holds it, unique across nodes and restarts: a later claim by the same owner replaces it, and only the holder may end it. */
+  lease: string
 }
 
 export interface OwnershipPolicy {
@@ -24,11 +26,25 @@ export interface OwnershipPolicy {
   auth: boolean
   /** How long after its last connection ended a binding still holds (auth: maxTimeoutMs; without: takeoverGraceMs). */
   graceMs: number
+  /** Most ids bound at once (sessionOwnersMax): a claim of one more id is refused, no binding is dropped early. */
+  maxRecords: number
 }
 
 export interface Claim {
   owner: string
   persistent: boolean
+}
+
+/** What a claim gave: the lease its connection holds, or why it was refused. */
+export type ClaimResult = { ok: true, lease: Lease } | { ok: false, why: 'taken' | 'full' }
+
+/** A connection's hold on its client id, kept by the plugin for that connection's later events. */
+export interface Lease {
+  readonly clientId: string
+  readonly claim: Claim
+  readonly token: string
+  /** The record is in the store (without auth a plain clean client's is not: nothing would consult it). */
+  stored: boolean
 }
 
 /**
@@ -40,29 +56,76 @@ export interface Claim {
  * subject's inbox); without auth, the same but only for responders and
  * persistent sessions, and a persistent session only for graceMs.
  */
-export function mayClaim (record: SessionRecord | undefined, claim: Claim, now: number, policy: OwnershipPolicy): boolean {
+export function mayClaim (record: SessionRecord | undefined, claim: Claim, now: number, policy: Pick<OwnershipPolicy, 'auth' | 'graceMs'>): boolean {
   if (record === undefined || record.owner === claim.owner) return true
-  const recent = record.connected || now - record.endedAt < policy.graceMs
-  const binds = policy.auth ? recent || record.persistent : (record.responder || record.persistent) && recent
-  return !binds
+  return !binds(record, now, policy)
 }
 
-/** The record store. Each method is atomic per client id; a Redis backend implements the same. */
+function binds (record: SessionRecord, now: number, policy: Pick<OwnershipPolicy, 'auth' | 'graceMs'>): boolean {
+  const recent = record.connected || now - record.endedAt < policy.graceMs
+  return policy.auth ? recent || record.persistent : (record.responder || record.persistent) && recent
+}
+
+/** The record after `claim` took the id with `token`. A takeover by the same owner keeps what the session was (a responder stays one until it reconnects clean). */
+export function claimedRecord (previous: SessionRecord | undefined, claim: Claim, token: string): SessionRecord {
+  return {
+    owner: claim.owner,
+    persistent: claim.persistent,
+    responder: previous !== undefined && previous.owner === claim.owner && claim.persistent && previous.responder,
+    connected: true,
+    endedAt: 0,
+    lease: token
+  }
+}
+
+export function endedRecord (record: SessionRecord, now: number): SessionRecord {
+  return { ...record, connected: false, endedAt: now }
+}
+
+/**
+ * Whether a record has to be kept at all, and for how long: undefined for as
+ * long as it is not replaced (a connection holds the id, or with auth a
+ * persistent session exists: its binding lasts as long as the session, which
+ * Aedes never expires), else the ms its binding still holds (0: drop it now).
+ */
+export function keptFor (record: SessionRecord, now: number, policy: Pick<OwnershipPolicy, 'auth' | 'graceMs'>): number | undefined {
+  if (record.connected || (policy.auth && record.persistent)) return undefined
+  if (!policy.auth && !record.responder && !record.persistent) return 0
+  return Math.max(0, record.endedAt + policy.graceMs - now)
+}
+
+/** Without auth a clean client's record is written only once it serves: no other claim would consult it before. */
+export function needsStoring (record: SessionRecord, policy: Pick<OwnershipPolicy, 'auth'>): boolean {
+  return policy.auth || record.persistent || record.responder
+}
+
+export function encodeRecord (r: SessionRecord): string {
+  return JSON.stringify([r.owner, r.persistent ? 1 : 0, r.responder ? 1 : 0, r.connected ? 1 : 0, r.endedAt, r.lease])
+}
+
+/** Undefined for what encodeRecord did not write: treated as no record, so it is replaced. */
+export function decodeRecord (raw: string): SessionRecord | undefined {
+  let v: unknown
+  try { v = JSON.parse(raw) } catch { return undefined }
+  if (!Array.isArray(v) || v.length !== 6) return undefined
+  const [owner, persistent, responder, connected, endedAt, lease] = v as unknown[]
+  if (typeof owner !== 'string' || typeof endedAt !== 'number' || typeof lease !== 'string') return undefined
+  return { owner, persistent: persistent === 1, responder: responder === 1, connected: connected === 1, endedAt, lease }
+}
+
+/** The record store. Each method is atomic per client id, across every node sharing the store. */
 export interface SessionOwners {
-  /**
-   * Records `claim` as the holder of `clientId` when mayClaim allows it and
-   * resolves its lease; resolves null (nothing changed) when it does not.
-   */
-  claim: (clientId: string, claim: Claim, now: number) => Promise<number | null>
+  /** Records `claim` as the holder of `clientId` when mayClaim allows it and there is room. */
+  claim: (clientId: string, claim: Claim, now: number) => Promise<ClaimResult>
   /** The holder subscribed to a `$req` filter. */
-  markResponder: (clientId: string, lease: number) => void
+  markResponder: (lease: Lease) => Promise<void>
   /** The holder's connection ended. A clean session's binding then lasts graceMs; a persistent one stays. */
-  end: (clientId: string, lease: number, now: number) => void
+  end: (lease: Lease, now: number) => Promise<void>
   /** The record, for tests and operators. */
   get: (clientId: string) => Promise<SessionRecord | undefined>
 }
 
-/** The single-node store: a Map, swept of expired clean-session records as it grows. */
+/** The single-node store without dataDir: a Map, swept of expired bindings as it grows. */
 export class MemorySessionOwners implements SessionOwners {
   private readonly records = new Map<string, SessionRecord>()
   private leases = 0
@@ -70,33 +133,25 @@ export class MemorySessionOwners implements SessionOwners {
 
   constructor (private readonly policy: OwnershipPolicy) {}
 
-  async claim (clientId: string, claim: Claim, now: number): Promise<number | null> {
+  async claim (clientId: string, claim: Claim, now: number): Promise<ClaimResult> {
     const record = this.records.get(clientId)
-    if (!mayClaim(record, claim, now, this.policy)) return null
-    const lease = ++this.leases
-    // A takeover by the same owner keeps what the session was (a responder stays one until it reconnects clean).
-    this.records.set(clientId, {
-      owner: claim.owner,
-      persistent: claim.persistent,
-      responder: record !== undefined && record.owner === claim.owner && claim.persistent && record.responder,
-      connected: true,
-      endedAt: 0,
-      lease
-    })
-    if (this.records.size >= this.sweepAt) this.sweep(now)
-    return lease
+    if (!mayClaim(record, claim, now, this.policy)) return { ok: false, why: 'taken' }
+    if (record === undefined && this.records.size >= Math.min(this.sweepAt, this.policy.maxRecords)) this.sweep(now)
+    if (record === undefined && this.records.size >= this.policy.maxRecords) return { ok: false, why: 'full' }
+    const lease: Lease = { clientId, claim, token: String(++this.leases), stored: true }
+    this.records.set(clientId, claimedRecord(record, claim, lease.token))
+    return { ok: true, lease }
   }
 
-  markResponder (clientId: string, lease: number): void {
-    const r = this.records.get(clientId)
-    if (r !== undefined && r.lease === lease) r.responder = true
+  async markResponder (lease: Lease): Promise<void> {
+    const r = this.records.get(lease.clientId)
+    if (r !== undefined && r.lease === lease.token) r.responder = true
   }
 
-  end (clientId: string, lease: number, now: number): void {
-    const r = this.records.get(clientId)
-    if (r === undefined || r.lease !== lease) return
-    r.connected = false
-    r.endedAt = now
+  async end (lease: Lease, now: number): Promise<void> {
+    const r = this.records.get(lease.clientId)
+    if (r === undefined || r.lease !== lease.token) return
+    this.records.set(lease.clientId, endedRecord(r, now))
   }
 
   async get (clientId: string): Promise<SessionRecord | undefined> {
@@ -104,10 +159,10 @@ export class MemorySessionOwners implements SessionOwners {
     return r === undefined ? undefined : { ...r }
   }
 
-  /** Forgets clean sessions whose binding expired; keeps the map's size in step with live sessions. */
+  /** Forgets records whose binding expired; keeps the map's size in step with live sessions. */
   private sweep (now: number): void {
     for (const [id, r] of this.records) {
-      if (!r.connected && !r.persistent && now - r.endedAt >= this.policy.graceMs) this.records.delete(id)
+      if (keptFor(r, now, this.policy) === 0) this.records.delete(id)
     }
     this.sweepAt = Math.max(1024, this.records.size * 2)
   }

@@ -78,6 +78,9 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     // Every line goes through the redaction of log-redact.ts: no token or key is ever logged.
     logger: loggerOptions(opts.logger, config),
     bodyLimit: config.bodyLimit,
+    // The cluster plugin may wait 10 s for Redis, then for its node id to be free
+    // (gateway/plugins/cluster.ts), and says why it gave up: longer than avvio's 10 s.
+    pluginTimeout: 30_000,
     // req.ip (per-address limits, logs) comes from X-Forwarded-For only when the
     // socket's peer is one of trustedProxies; X-Forwarded-Host/-Proto then feed
     // req.host/req.protocol, which the gateway does not read. false, not an empty
@@ -142,11 +145,12 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   await app.register(corsPlugin)
   await app.register(authPlugin)
   await app.register(limitsPlugin)
+  // Before sessions: client id ownership lives in the same store when dataDir or redisUrl is set.
+  await app.register(statePlugin)
   await app.register(sessionsPlugin)
   await app.register(repliesPlugin)
   await app.register(sysVisibilityPlugin)
   await app.register(websocketPlugin)
-  await app.register(statePlugin)
   await app.register(amqpPlugin)
   await app.register(metricsPlugin)
   await app.register(sysPlugin)

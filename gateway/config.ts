@@ -45,6 +45,7 @@ export const CONFIG_FIELDS = {
   jwtRequireExp: { kind: 'bool', env: 'RTW_JWT_REQUIRE_EXP', flag: '--jwt-require-exp', default: true, doc: 'Refuse JWTs without an exp claim (API keys never expire and are exempt)' },
   apiKeysFile: { kind: 'optional', env: 'RTW_API_KEYS_FILE', flag: '--api-keys-file', default: '', doc: 'JSON file of static API keys, each with a sub and rtw grants (see Security); read at start-up; setting it turns auth on' },
   takeoverGraceMs: { kind: 'int', env: 'RTW_TAKEOVER_GRACE_MS', flag: '--takeover-grace-ms', default: 60_000, min: 0, doc: 'Without auth: how long after a responder or a persistent session disconnects its client id cannot be taken over from another address' },
+  sessionOwnersMax: { kind: 'int', env: 'RTW_SESSION_OWNERS_MAX', flag: '--session-owners-max', default: 1_000_000, min: 1, doc: 'Client ids bound to their owner at once (connected, persistent, or in their grace period); a CONNECT with one more new id gets CONNACK 3, no binding is dropped early' },
   allowAnonymous: { kind: 'bool', env: 'RTW_ALLOW_ANONYMOUS', flag: '--allow-anonymous', default: false, doc: 'Allow starting without auth on a non-loopback address' },
   tlsCertFile: { kind: 'optional', env: 'RTW_TLS_CERT_FILE', flag: '--tls-cert-file', default: '', doc: 'PEM certificate: serve https/wss and mqtts (with the key)' },
   tlsKeyFile: { kind: 'optional', env: 'RTW_TLS_KEY_FILE', flag: '--tls-key-file', default: '', doc: 'PEM private key for the certificate' },

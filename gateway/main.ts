@@ -3,6 +3,10 @@ import { buildApp, consoleLogger } from './app.js'
 import { ConfigError, EXIT_CONFIG, configTable, loadConfig } from './config.js'
 import { printConfig } from './config-print.js'
 import { drainAndClose } from './shutdown.js'
+import { RedisUnreachableError } from './cluster/redis-link.js'
+
+/** EX_UNAVAILABLE (sysexits.h): a service the node needs is not there. pm2 restarts it, unlike EXIT_CONFIG. */
+const EXIT_UNAVAILABLE = 69
 
 async function main (): Promise<void> {
   // pm2's cluster mode forks each instance with the arguments pm2 itself was
@@ -51,6 +55,10 @@ main().catch(err => {
   if (err instanceof ConfigError) {
     console.error(`${err.code}: ${err.message}`)
     process.exit(EXIT_CONFIG)
+  }
+  if (err instanceof RedisUnreachableError) {
+    console.error(`${err.code}: ${err.message}; a cluster node does not start without its Redis: start Redis or correct RTW_REDIS_URL (docs/CLUSTER.md)`)
+    process.exit(EXIT_UNAVAILABLE)
   }
   const code = (err as NodeJS.ErrnoException).code
   if (code === 'EADDRINUSE' || code === 'EACCES') {

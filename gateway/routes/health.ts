@@ -42,6 +42,8 @@ export default async function healthRoutes (app: FastifyInstance): Promise<void>
       limits: app.limits.counters,
       // GET /events streams (PROTOCOL.md §15): open now, and what was refused or closed.
       sse: { open: app.sse.open(), ...app.sse.counters },
+      // Client id ownership [P-4.7]: CONNECTs refused because the id was another's, or no room was left.
+      sessions: { ...app.sessionCounters, store: app.state.kind },
       idempotency: { ...app.idempotency.counters, store: app.state.kind, ...app.idempotency.kv.stats() },
       ...(app.amqp === null ? {} : { amqp: app.amqp.stats() }),
       ...(app.cluster === null ? {} : { cluster: app.cluster.stats() })

@@ -61,6 +61,12 @@ export class BoundedIndex {
     return s !== undefined && s.expiresAt > now
   }
 
+  /** Changes with every admit of the key: equal versions mean nobody wrote it in between. Undefined when absent or expired. */
+  version (key: string, now: number): number | undefined {
+    const s = this.slots.get(key)
+    return s !== undefined && s.expiresAt > now ? s.seq : undefined
+  }
+
   /** Records a key of `bytes` expiring at `expiresAt`, evicting or refusing per the bounds. */
   admit (key: string, bytes: number, expiresAt: number, now: number): Admission {
     const old = this.slots.get(key)

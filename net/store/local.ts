@@ -1,7 +1,7 @@
 // A namespace kept by this process: the bookkeeping in a BoundedIndex, the
 // values in a ValueSink (a Map for memory, a LevelDB sublevel for dataDir).
 import { BoundedIndex } from './bounded-index.js'
-import { entryBytes, type EvictReason, type KvStore, type PutResult, type StoreBounds, type StoreStats } from './store.js'
+import { entryBytes, type EvictReason, type KvStore, type PutResult, type StoreBounds, type StoreStats, type SwapResult } from './store.js'
 
 export interface ValueSink {
   read: (key: string) => Promise<string | undefined>
@@ -41,6 +41,19 @@ export class LocalStore implements KvStore {
 
   async add (key: string, value: string, ttlMs?: number): Promise<PutResult> {
     return await this.store(key, value, ttlMs, true)
+  }
+
+  async swap (key: string, expected: string | undefined, value: string, ttlMs?: number): Promise<SwapResult> {
+    for (;;) {
+      const version = this.index.version(key, this.now())
+      const current = version === undefined ? undefined : this.writing.get(key) ?? await this.sink.read(key)
+      // Optimistic: a write that came in while the sink was read has a new version, so read again.
+      if (this.index.version(key, this.now()) !== version) continue
+      if (current !== expected) return 'changed'
+      // store() admits the key before its first await: nothing can come in between this check and the write.
+      const r = await this.store(key, value, ttlMs, false)
+      return r === 'full' ? 'full' : 'stored'
+    }
   }
 
   private async store (key: string, value: string, ttlMs: number | undefined, onlyIfAbsent: boolean): Promise<PutResult> {

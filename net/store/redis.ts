@@ -5,13 +5,14 @@
 // size, and `bytes` the total. One Lua script checks the bounds and writes, so
 // two nodes adding the same key at once cannot both win.
 import { Redis } from 'ioredis'
-import type { EvictReason, KvStore, PutResult, StoreBackend, StoreBounds, StoreStats } from './store.js'
+import type { EvictReason, KvStore, PutResult, StoreBackend, StoreBounds, StoreStats, SwapResult } from './store.js'
 
 export const REDIS_KEY_PREFIX = 'rtw:'
 
 // KEYS: idx, sz, bytes. ARGV: value prefix, key, value, ttlMs, now, maxEntries,
-// maxBytes, onlyIfAbsent (1/0), refuseWhenFull (1/0).
-// Returns { result (0 exists, 1 stored, 2 full), entries, bytes, expired, evicted… }.
+// maxBytes, mode (0 put, 1 add: only if absent, 2 swap: only if it holds ARGV[10]),
+// refuseWhenFull (1/0), expected value.
+// Returns { result (0 exists, 1 stored, 2 full, 3 changed), entries, bytes, expired, evicted… }.
 const PUT = `
 local idx, sz, tot = KEYS[1], KEYS[2], KEYS[3]
 local pre, key, val = ARGV[1], ARGV[2], ARGV[3]
@@ -26,6 +27,7 @@ local expired = redis.call('ZRANGEBYSCORE', idx, '-inf', now, 'LIMIT', 0, 256)
 for _, k in ipairs(expired) do drop(k) end
 local isNew = redis.call('EXISTS', pre .. key) == 0
 if ARGV[8] == '1' and not isNew then return { 0, redis.call('ZCARD', idx), tonumber(redis.call('GET', tot) or '0'), #expired } end
+if ARGV[8] == '2' and redis.call('GET', pre .. key) ~= ARGV[10] then return { 3, redis.call('ZCARD', idx), tonumber(redis.call('GET', tot) or '0'), #expired } end
 if isNew and redis.call('HEXISTS', sz, key) == 1 then drop(key) end
 local size = #key + #val
 local old = tonumber(redis.call('HGET', sz, key) or '0')
@@ -85,17 +87,23 @@ class RedisStore implements KvStore {
   }
 
   async put (key: string, value: string, ttlMs?: number): Promise<PutResult> {
-    return await this.store(key, value, ttlMs, false)
+    return await this.store(key, value, ttlMs) as PutResult
   }
 
   async add (key: string, value: string, ttlMs?: number): Promise<PutResult> {
-    return await this.store(key, value, ttlMs, true)
+    return await this.store(key, value, ttlMs, '1') as PutResult
   }
 
-  private async store (key: string, value: string, ttlMs: number | undefined, onlyIfAbsent: boolean): Promise<PutResult> {
+  async swap (key: string, expected: string | undefined, value: string, ttlMs?: number): Promise<SwapResult> {
+    // From absent is an add; else the script compares in Redis, so no other node can write in between.
+    const r = expected === undefined ? await this.store(key, value, ttlMs, '1') : await this.store(key, value, ttlMs, '2', expected)
+    return r === 'exists' || r === 'changed' ? 'changed' : r
+  }
+
+  private async store (key: string, value: string, ttlMs: number | undefined, mode: '0' | '1' | '2' = '0', expected = ''): Promise<PutResult | 'changed'> {
     const b = this.bounds
     const r = await this.redis.rtwPut(...this.keys, this.valuePrefix, key, value, Math.max(1, ttlMs ?? b.ttlMs), this.now(),
-      b.maxEntries, b.maxBytes, onlyIfAbsent ? '1' : '0', b.whenFull === 'refuse' ? '1' : '0')
+      b.maxEntries, b.maxBytes, mode, b.whenFull === 'refuse' ? '1' : '0', expected)
     const [result, entries, bytes, expired] = r.slice(0, 4).map(Number) as [number, number, number, number]
     Object.assign(this.counters, { entries, bytes })
     this.counters.expired += expired
@@ -104,6 +112,7 @@ class RedisStore implements KvStore {
       this.onEvict?.(String(victim), 'evicted')
     }
     if (result === 0) return 'exists'
+    if (result === 3) return 'changed'
     if (result === 2) {
       this.counters.refused++
       return 'full'

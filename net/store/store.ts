@@ -21,6 +21,9 @@ export interface StoreBounds {
 /** 'exists': add() found the key taken. 'full': refused by the bounds (whenFull 'refuse'). */
 export type PutResult = 'stored' | 'exists' | 'full'
 
+/** 'changed': swap() found another value than the one expected (or none, or one where none was expected). */
+export type SwapResult = 'stored' | 'changed' | 'full'
+
 export type EvictReason = 'expired' | 'evicted'
 
 export interface StoreStats {
@@ -40,6 +43,12 @@ export interface KvStore {
   put: (key: string, value: string, ttlMs?: number) => Promise<PutResult>
   /** Sets the value only when the key is absent: atomic across processes sharing the backend. */
   add: (key: string, value: string, ttlMs?: number) => Promise<PutResult>
+  /**
+   * Compare-and-set: sets the value only when the key holds `expected` now
+   * (undefined: when it is absent), atomic across processes sharing the
+   * backend, so a read-decide-write cycle can tell that someone wrote between.
+   */
+  swap: (key: string, expected: string | undefined, value: string, ttlMs?: number) => Promise<SwapResult>
   delete: (key: string) => Promise<void>
   /**
    * Called for entries this node saw leave because of a bound or their TTL.

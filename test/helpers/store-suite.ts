@@ -39,6 +39,37 @@ export function storeSuite (label: string, open: () => Promise<StoreBackend>): v
       expect(await s.get('race')).toBe(`v${winner}`)
     })
 
+    it('swap() sets the value only when the key holds the expected one, and of concurrent swaps exactly one wins', async () => {
+      const s = await fresh()
+      expect(await s.swap('k', 'not there', 'x')).toBe('changed')
+      expect(await s.get('k')).toBeUndefined()
+      expect(await s.swap('k', undefined, 'v1')).toBe('stored')
+      expect(await s.swap('k', undefined, 'again')).toBe('changed')
+      expect(await s.swap('k', 'v0', 'stale')).toBe('changed')
+      expect(await s.get('k')).toBe('v1')
+      expect(await s.swap('k', 'v1', 'v2')).toBe('stored')
+      expect(await s.get('k')).toBe('v2')
+      // Every racer read v2; only one may replace it, and the value is the winner's.
+      const results = await Promise.all(Array.from({ length: 20 }, async (_, i) => await s.swap('k', 'v2', `w${i}`)))
+      expect(results.filter(r => r === 'stored')).toHaveLength(1)
+      expect(await s.get('k')).toBe(`w${results.indexOf('stored')}`)
+      // From absent, the same: one of the racers creates the key.
+      const created = await Promise.all(Array.from({ length: 20 }, async (_, i) => await s.swap('new', undefined, `n${i}`)))
+      expect(created.filter(r => r === 'stored')).toHaveLength(1)
+      expect(await s.get('new')).toBe(`n${created.indexOf('stored')}`)
+    })
+
+    it('swap() honours its TTL, finds an expired value absent, and is refused when full', async () => {
+      const s = await fresh({ maxEntries: 1, whenFull: 'refuse' })
+      expect(await s.swap('brief', undefined, 'a', 150)).toBe('stored')
+      expect(await s.swap('other', undefined, 'b')).toBe('full')
+      await waitFor(async () => (await s.get('brief')) === undefined, { timeoutMs: 5_000, what: 'the swapped entry to expire' })
+      expect(await s.swap('brief', 'a', 'late')).toBe('changed')
+      await waitFor(async () => (await s.swap('other', undefined, 'b')) === 'stored', { timeoutMs: 5_000, what: 'room after the TTL' })
+      expect(await s.swap('other', 'b', 'c', 60_000)).toBe('stored')
+      expect(await s.get('other')).toBe('c')
+    })
+
     it('namespaces do not share keys', async () => {
       const a = await fresh()
       const b = await fresh()
