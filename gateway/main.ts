@@ -31,10 +31,12 @@ async function main (): Promise<void> {
   // kernel then resets some of them; the kernel caps this at net.core.somaxconn.
   await app.listen({ port: config.httpPort, host: config.host, backlog: 4096 })
   const mqtt = await app.broker.listenTcp(config.mqttPort, config.host)
+  // Each process's own metrics (metricsPort + its pm2 instance), for several instances behind one HTTP port.
+  const metricsPort = await app.metricsListener?.listen(config.host)
   const http = app.server.address()
   const httpPort = typeof http === 'object' && http !== null ? http.port : config.httpPort
   const tls = config.tlsCertFile !== ''
-  app.log.info(`RealTime-Web gateway ready: ${tls ? 'https' : 'http'}://${config.host}:${httpPort} (REST /api, MQTT over WebSocket ${config.wsPath}, dashboard /dashboard, API docs /docs), ${tls ? 'mqtts' : 'mqtt'}://${config.host}:${mqtt.port}`)
+  app.log.info(`RealTime-Web gateway ready: ${tls ? 'https' : 'http'}://${config.host}:${httpPort} (REST /api, MQTT over WebSocket ${config.wsPath}, dashboard /dashboard, API docs /docs), ${tls ? 'mqtts' : 'mqtt'}://${config.host}:${mqtt.port}${metricsPort === undefined ? '' : `, metrics http://${config.host}:${metricsPort}/metrics`}`)
 
   let stopping = false
   const stop = (signal: string): void => {
