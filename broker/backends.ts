@@ -81,8 +81,14 @@ export function redisBackends (redis: BrokerRedis, onStreamError: (err: Error) =
   const viaRedis = mq.emit.bind(mq)
   const local = mq._emit.bind(mq)
   mq.emit = (msg, done) => {
-    if (redis.pub.status === 'ready') viaRedis(msg, done)
-    else local(msg, done)
+    if (redis.pub.status !== 'ready') { local(msg, done); return }
+    // A PUBLISH Redis did not confirm (it died, and the connection had not
+    // noticed yet) will not come back through it to this node's subscribers:
+    // it is delivered locally, as when the link is known to be down, and only
+    // then does a QoS 1 publisher get its PUBACK (ackAfterStore). Were Redis to
+    // have taken it just before dying, a local subscriber may get it twice,
+    // which QoS 1 (at least once) allows.
+    viaRedis(msg, err => { if (err === undefined || err === null) done?.(); else local(msg, done) })
   }
   // mqemitter-redis closes by QUIT and waits for both connections to end, which
   // a connection that is reconnecting to a Redis that is gone never does: the

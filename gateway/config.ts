@@ -86,6 +86,7 @@ export const CONFIG_FIELDS = {
   idempotencyMaxBytes: { kind: 'int', env: 'RTW_IDEMPOTENCY_MAX_BYTES', flag: '--idempotency-max-bytes', default: 67_108_864, min: 1024, doc: 'Bytes of stored idempotent responses at most; a new key past it is refused like idempotencyMaxKeys' },
   sysIntervalS: { kind: 'int', env: 'RTW_SYS_INTERVAL_S', flag: '--sys-interval-s', default: 10, min: 0, doc: 'Seconds between the $SYS/broker/… and $SYS/rtw/… updates (retained, as Mosquitto publishes them); 0 turns them off' },
   metricsMaxServices: { kind: 'int', env: 'RTW_METRICS_MAX_SERVICES', flag: '--metrics-max-services', default: 100, min: 1, doc: 'Distinct service names that get their own service label in /metrics; later ones are counted as service="other"' },
+  metricsPort: { kind: 'port', env: 'RTW_METRICS_PORT', flag: '--metrics-port', default: 0, doc: 'A port of its own for GET /metrics and GET /stats, plus the pm2 instance index (NODE_APP_INSTANCE): with RTW_INSTANCES=N each process is scraped on metricsPort … metricsPort+N-1; 0 = only on the HTTP port' },
   staticDir: { kind: 'optional', env: 'RTW_STATIC_DIR', flag: '--static-dir', default: '', doc: 'Directory of your own files, served at / (index.html for a directory); the demo page stays at /demo/' }
 } as const satisfies Record<string, Field>
 
