@@ -81,6 +81,7 @@ export const CONFIG_FIELDS = {
   asyncResultMaxCount: { kind: 'int', env: 'RTW_ASYNC_RESULT_MAX_COUNT', flag: '--async-result-max-count', default: 100_000, min: 1, doc: 'Stored async results at most; past it the oldest are dropped early' },
   dataDir: { kind: 'optional', env: 'RTW_DATA_DIR', flag: '--data-dir', default: '', doc: 'Directory for state that survives a restart (LevelDB): retained messages, persistent sessions and wills in <dataDir>/broker, gateway state in <dataDir>/gateway; empty = memory only, the Mosquitto default. With redisUrl the broker keeps its state in Redis instead' },
   redisUrl: { kind: 'optional', env: 'RTW_REDIS_URL', flag: '--redis-url', default: '', doc: 'Redis URL (redis://[user:pass@]host:6379[/db], rediss:// for TLS): joins this node to a cluster of gateways sharing that Redis (docs/CLUSTER.md); empty = a single node' },
+  nodeId: { kind: 'optional', env: 'RTW_NODE_ID', flag: '--node-id', default: '', doc: 'This node\'s name in its cluster (with redisUrl; letters, digits and . _ : / -, up to 100): the same after a restart, so replies and async results for requests it accepted still reach it; a node whose name a live node holds does not start (exit 78). Empty = <hostname>:<httpPort>, plus /<instance> under pm2 cluster mode' },
   idempotencyTtlMs: { kind: 'int', env: 'RTW_IDEMPOTENCY_TTL_MS', flag: '--idempotency-ttl-ms', default: 86_400_000, min: 1, doc: 'How long a REST call with an Idempotency-Key is remembered: a repeat within it is answered from the stored response' },
   idempotencyMaxKeys: { kind: 'int', env: 'RTW_IDEMPOTENCY_MAX_KEYS', flag: '--idempotency-max-keys', default: 100_000, min: 1, doc: 'Idempotency keys remembered at once; a new key past it is refused (503 RTW_IDEMPOTENCY_STORE_FULL), none is forgotten early' },
   idempotencyMaxBytes: { kind: 'int', env: 'RTW_IDEMPOTENCY_MAX_BYTES', flag: '--idempotency-max-bytes', default: 67_108_864, min: 1024, doc: 'Bytes of stored idempotent responses at most; a new key past it is refused like idempotencyMaxKeys' },
@@ -272,6 +273,7 @@ export function loadConfig (sources: ConfigSources = {}): LoadedConfig {
   if (config.staticDir !== '' && statSync(config.staticDir, { throwIfNoEntry: false })?.isDirectory() !== true) {
     throw new ConfigError(`staticDir ${config.staticDir} is not a directory`)
   }
+  if (config.nodeId !== '' && !/^[A-Za-z0-9._:/-]{1,100}$/.test(config.nodeId)) throw new ConfigError(`nodeId must be 1 to 100 letters, digits or . _ : / - (got ${JSON.stringify(config.nodeId)})`)
   if (config.redisUrl !== '' && !/^rediss?:\/\/[^/]/.test(config.redisUrl)) throw new ConfigError(`redisUrl must be a redis:// or rediss:// URL (got ${JSON.stringify(config.redisUrl)})`)
   Object.freeze(config)
   // [P-11.9] a bad key file stops start-up here, like any other bad value; so do the TLS and JWT files.

@@ -4,6 +4,7 @@ import { ConfigError, EXIT_CONFIG, configTable, loadConfig } from './config.js'
 import { printConfig } from './config-print.js'
 import { drainAndClose } from './shutdown.js'
 import { RedisUnreachableError } from './cluster/redis-link.js'
+import { NodeIdTakenError } from './cluster/node.js'
 
 /** EX_UNAVAILABLE (sysexits.h): a service the node needs is not there. pm2 restarts it, unlike EXIT_CONFIG. */
 const EXIT_UNAVAILABLE = 69
@@ -55,6 +56,10 @@ async function main (): Promise<void> {
 
 main().catch(err => {
   if (err instanceof ConfigError) {
+    console.error(`${err.code}: ${err.message}`)
+    process.exit(EXIT_CONFIG)
+  }
+  if (err instanceof NodeIdTakenError) {
     console.error(`${err.code}: ${err.message}`)
     process.exit(EXIT_CONFIG)
   }
