@@ -178,7 +178,7 @@ function frameOf (packet: DeliveredPacket): Buffer {
  * stages), then the write, waiting for 'drain' when the socket says so. Where
  * Aedes copied the packet, waited a turn and had mqtt-packet write it as five
  * chunks, the frame is built once per message for all its subscribers
- * (publish-frame.ts) and written at once into the turn's batch (write-batch.ts),
+ * (publish-frame.ts) and written at once into the turn's batch (net/write-batch.ts),
  * which goes out when Aedes's turn-later write would have.
  */
 function deliverQoS0 (this: DeliveryInternals, packet: DeliveredPacket, cb: () => void): void {
