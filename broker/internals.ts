@@ -24,6 +24,10 @@ interface ClientInternals {
 }
 
 interface BrokerInternals {
+  /** The router Aedes hands every publish to (emitPacket in aedes.js), given or its own. */
+  mq: { emit: (packet: PublishPacket, done: (err?: Error | null) => void) => void }
+  /** The connected clients by id. */
+  clients: Record<string, Client | undefined>
   persistence: {
     createRetainedStream: (pattern: string) => AsyncIterable<PublishPacket>
     /** What Aedes's SUBSCRIBE handler sends the new subscriber (handlers/subscribe.js). */
@@ -57,6 +61,31 @@ export function beforeEachPacket (client: Client, fn: (packet: Packet) => void):
 /** The filters of a session restored with clean=false: Aedes restores them without a 'subscribe' event. */
 export function heldFilters (client: Client): string[] {
   return Object.keys(inside(client).subscriptions)
+}
+
+type Routed = (packet: PublishPacket & { clientId?: string }) => void
+
+/**
+ * Calls `before` and `after` around each hand-over of a packet to Aedes's
+ * router: the one point every routed publish passes, in the order they are
+ * routed, once a retained one was stored. The packet is Aedes's copy, naming
+ * its publisher's `clientId` when a client published it. With no subscriber
+ * the router may finish the publish (and Aedes call its callback) before
+ * `after` runs.
+ */
+export function aroundEachRoute (aedes: Aedes, before: Routed, after: Routed): void {
+  const mq = (aedes as unknown as BrokerInternals).mq
+  const emit = mq.emit.bind(mq)
+  mq.emit = (packet, done) => {
+    before(packet)
+    emit(packet, done)
+    after(packet)
+  }
+}
+
+/** The connected client with this id, or null (the gateway's own publishes name none). */
+export function clientById (aedes: Aedes, id: string | undefined): Client | null {
+  return id === undefined ? null : (aedes as unknown as BrokerInternals).clients[id] ?? null
 }
 
 /** The retained messages whose topics match `pattern` (Aedes's persistence has no public accessor). */
@@ -149,7 +178,7 @@ function frameOf (packet: DeliveredPacket): Buffer {
  * stages), then the write, waiting for 'drain' when the socket says so. Where
  * Aedes copied the packet, waited a turn and had mqtt-packet write it as five
  * chunks, the frame is built once per message for all its subscribers
- * (publish-frame.ts) and written at once into the turn's batch (write-batch.ts),
+ * (publish-frame.ts) and written at once into the turn's batch (net/write-batch.ts),
  * which goes out when Aedes's turn-later write would have.
  */
 function deliverQoS0 (this: DeliveryInternals, packet: DeliveredPacket, cb: () => void): void {
@@ -213,6 +242,9 @@ export function checkInternals (aedes: Aedes): string[] {
   const list = (parser as { _list?: { pipe?: unknown } } | undefined)?._list
   expect('client._parser._list without a stream from patches/mqtt-packet+9.0.2.patch (run npm install)', list !== undefined && list.pipe === undefined)
   expect('client.subscriptions (object)', typeof c.subscriptions === 'object' && c.subscriptions !== null)
+  const broker = aedes as unknown as { mq?: { emit?: unknown }, clients?: unknown }
+  expect('broker.mq.emit (function)', typeof broker.mq?.emit === 'function')
+  expect('broker.clients (object)', typeof broker.clients === 'object' && broker.clients !== null)
   const persistence = (aedes as unknown as { persistence?: { createRetainedStream?: unknown, createRetainedStreamCombi?: unknown } }).persistence
   expect('broker.persistence.createRetainedStream (function)', typeof persistence?.createRetainedStream === 'function')
   expect('broker.persistence.createRetainedStreamCombi (function)', typeof persistence?.createRetainedStreamCombi === 'function')

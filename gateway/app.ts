@@ -12,6 +12,7 @@ import authPlugin from './plugins/auth.js'
 import apiRoutes from './routes/api.js'
 import publishRoutes from './routes/publish.js'
 import healthRoutes from './routes/health.js'
+import metricsPortPlugin from './plugins/metrics-port.js'
 import historyPlugin from './plugins/history.js'
 import eventsRoutes from './routes/events.js'
 import historyRoutes from './routes/history.js'
@@ -160,6 +161,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   await app.register(eventsRoutes)
   await app.register(historyRoutes)
   await app.register(healthRoutes)
+  await app.register(metricsPortPlugin)
   await app.register(staticPlugin)
   await app.register(docsPlugin)
   // Every plugin has put its stage in app.stages by now; nothing listens yet.

@@ -59,6 +59,6 @@ describe('a cluster node whose Redis is not there at start', () => {
     await r.start()
     await proc.waitForOutput(/gateway ready/, 30_000)
     expect(proc.exited).toBeUndefined()
-    expect(proc.output()).toMatch(/cluster node \S+ joined/)
+    expect(proc.output()).toMatch(/cluster node \S+ \(.+, epoch \w+\) joined/)
   }, 60_000)
 })
