@@ -48,6 +48,7 @@ export const HTTP_ROUTES: readonly HttpRoute[] = [
   { url: '/demo/*', auth: 'public' },
   { url: '/dashboard', auth: 'public' },
   { url: '/dashboard/*', auth: 'public' },
+  { url: '/pages/*', auth: 'public' },
   { url: '/client/*', auth: 'public' }
 ]
 
