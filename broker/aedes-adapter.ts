@@ -157,6 +157,19 @@ export async function adaptAedes (opts: AdapterOptions): Promise<Adapted> {
     }
   })
 
+  const mq = opts.mq
+  if (mq !== undefined) {
+    // Aedes learns of another node from its heartbeats only, the first one
+    // 2 s after that node starts: until then the other nodes' will check took
+    // the newcomer for dead and published the wills of its live clients. Its
+    // birth message (sent at start) counts as its first heartbeat here.
+    const brokers = aedes.brokers as Record<string, number>
+    mq.on('$SYS/+/birth', (packet: { payload: unknown }, done: () => void) => {
+      brokers[String(packet.payload)] = Date.now()
+      done()
+    })
+  }
+
   // Consuming at publish time rather than in authorizePublish lets the client
   // keep its PUBACK while the packet itself is taken by a stage.
   const routePublish = aedes.publish.bind(aedes) as unknown as Route
