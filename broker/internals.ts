@@ -1,7 +1,7 @@
 // Every read or write of a field that Aedes (or Node's streams) does not
 // publish, in one file. The gateway's fast lanes and conformance fixes depend
-// on them; Aedes is pinned to an exact version in package.json, its one patch
-// (patches/aedes+1.2.0.patch) is applied by npm install, and checkInternals()
+// on them; Aedes and mqtt-packet are pinned to exact versions in package.json,
+// their patches (patches/) are applied by npm install, and checkInternals()
 // probes a throwaway client at start-up, so an upgrade that renames one of
 // these, or a missing patch, fails at once with the field's name, instead of
 // silently shutting a lane or losing messages.
@@ -238,6 +238,9 @@ export function checkInternals (aedes: Aedes): string[] {
   expect('client._onError and client.waitForDrain (functions)', typeof d._onError === 'function' && typeof d.waitForDrain === 'function')
   expect('client.errored and client.connecting (booleans)', typeof d.errored === 'boolean' && typeof d.connecting === 'boolean')
   expect('client.duplicates (object)', typeof d.duplicates === 'object' && d.duplicates !== null)
+  // patches/mqtt-packet+9.0.2.patch: the parser's buffer list is not a stream (about 1 KB less per connection).
+  const list = (parser as { _list?: { pipe?: unknown } } | undefined)?._list
+  expect('client._parser._list without a stream from patches/mqtt-packet+9.0.2.patch (run npm install)', list !== undefined && list.pipe === undefined)
   expect('client.subscriptions (object)', typeof c.subscriptions === 'object' && c.subscriptions !== null)
   const broker = aedes as unknown as { mq?: { emit?: unknown }, clients?: unknown }
   expect('broker.mq.emit (function)', typeof broker.mq?.emit === 'function')
