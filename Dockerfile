@@ -24,6 +24,7 @@ COPY --from=build /app/dist ./dist
 COPY --from=build /app/web-client/dist ./web-client/dist
 COPY web-client/demo ./web-client/demo
 COPY web-client/dashboard ./web-client/dashboard
+COPY web-client/pages ./web-client/pages
 COPY ecosystem.config.js openapi.yaml ./
 RUN mkdir -p .pm2 && chown node:node .pm2
 USER node

@@ -7,10 +7,11 @@ import { SubscriptionIndex } from '../core/subscriptions.js'
 import { isValidTopicFilter } from '../core/topics.js'
 import { namespaceOf, subscribeAllowed } from '../core/namespaces.js'
 import { checkTopic, connectViolation, textViolation, TOO_DEEP_FILTER, type TopicLimits } from '../core/conformance.js'
-import { heldFilters } from './internals.js'
+import { aroundEachRoute, clientById, heldFilters } from './internals.js'
 import type { Pipeline } from './pipeline.js'
 import type { Counters } from './counters.js'
 import { ThrottledPublishes } from './throttled.js'
+import { OrderedPublishes } from './ordered.js'
 
 export type Route = (packet: PublishPacket, client: Client | null, done: (err?: Error | null) => void) => void
 
@@ -153,22 +154,38 @@ export async function adaptAedes (opts: AdapterOptions): Promise<Adapted> {
       if (!allowed) report(client, `subscribe to ${JSON.stringify(sub.topic.slice(0, 100))}${bad === null ? '' : ': ' + bad.reason}`)
       // null negates just this subscription: SUBACK 0x80 [MQTT-3.9.3], the connection stays.
       callback(null, allowed ? sub : null)
-    },
-    published (packet, client, done) {
-      pipeline().published?.(packet, client)
-      done(null)
     }
   })
+
+  const mq = opts.mq
+  if (mq !== undefined) {
+    // Aedes learns of another node from its heartbeats only, the first one
+    // 2 s after that node starts: until then the other nodes' will check took
+    // the newcomer for dead and published the wills of its live clients. Its
+    // birth message (sent at start) counts as its first heartbeat here.
+    const brokers = aedes.brokers as Record<string, number>
+    mq.on('$SYS/+/birth', (packet: { payload: unknown }, done: () => void) => {
+      brokers[String(packet.payload)] = Date.now()
+      done()
+    })
+  }
 
   // Consuming at publish time rather than in authorizePublish lets the client
   // keep its PUBACK while the packet itself is taken by a stage.
   const routePublish = aedes.publish.bind(aedes) as unknown as Route
+  const ordered = new OrderedPublishes(routePublish)
+  // Observers are told as each publish is routed, not in Aedes's `published`
+  // hook: that runs only once every subscriber's write completed, so a
+  // message with a slow or busy subscriber was observed after later ones
+  // without (history positions, SSE streams out of the order it was sent in).
+  aroundEachRoute(aedes, packet => { pipeline().published?.(packet, clientById(aedes, packet.clientId)) }, packet => { ordered.routed(packet) })
   const consumeOrRoute: Route = (packet, client, done) => {
-    if (client !== null && pipeline().publish(client, packet)) {
+    if (client === null) return routePublish(packet, null, done)
+    if (pipeline().publish(client, packet)) {
       done?.(null)
       return
     }
-    routePublish(packet, client, done)
+    ordered.route(packet, client, done)
   }
   const throttled = new ThrottledPublishes(() => pipeline().throttle, consumeOrRoute, () => { counters.limits.publishesDelayed++ })
   const route: Route = function (packet, client, done) {

@@ -78,11 +78,27 @@ export function redisBackends (redis: BrokerRedis, onStreamError: (err: Error) =
   // Its connection errors are the link's, already logged by its owner (gateway/cluster/redis-link.ts);
   // an 'error' event with no listener would end the process.
   mq.state.on('error', () => {})
+  // A filter with + or # becomes a Redis PSUBSCRIBE pattern (+ and # turned
+  // into *), in which [ ] ? * and \ are glob syntax: a filter naming them
+  // literally, such as a/[x]/+, would miss a/[x]/b published on another node,
+  // lost without a trace. They are escaped; + and # stay the only wildcards.
+  // The pattern may still be wider than the filter (* crosses levels), and
+  // Aedes matches each message against the real filter anyway.
+  if (typeof mq._subTopic !== 'function' || typeof mq._containsWildcard !== 'function') throw new Error('mqemitter-redis has no _subTopic: this version is not supported')
+  const pattern = mq._subTopic.bind(mq)
+  const wild = mq._containsWildcard.bind(mq)
+  mq._subTopic = topic => wild(topic) ? pattern(escapeGlob(topic)) : topic
   const viaRedis = mq.emit.bind(mq)
   const local = mq._emit.bind(mq)
   mq.emit = (msg, done) => {
-    if (redis.pub.status === 'ready') viaRedis(msg, done)
-    else local(msg, done)
+    if (redis.pub.status !== 'ready') { local(msg, done); return }
+    // A PUBLISH Redis did not confirm (it died, and the connection had not
+    // noticed yet) will not come back through it to this node's subscribers:
+    // it is delivered locally, as when the link is known to be down, and only
+    // then does a QoS 1 publisher get its PUBACK (ackAfterStore). Were Redis to
+    // have taken it just before dying, a local subscriber may get it twice,
+    // which QoS 1 (at least once) allows.
+    viaRedis(msg, err => { if (err === undefined || err === null) done?.(); else local(msg, done) })
   }
   // mqemitter-redis closes by QUIT and waits for both connections to end, which
   // a connection that is reconnecting to a Redis that is gone never does: the
@@ -126,7 +142,14 @@ function guardStreams<P extends object> (persistence: P, onError: (err: Error) =
   return persistence
 }
 
+/** Redis glob syntax, escaped with a backslash (https://redis.io/docs/latest/commands/psubscribe/). */
+export function escapeGlob (filter: string): string {
+  return filter.replace(/[\\[\]?*]/g, '\\$&')
+}
+
 interface LocalEmit {
+  _subTopic: (topic: string) => string
+  _containsWildcard: (topic: string) => boolean
   close: (done?: () => void) => void
   _close: (done?: () => void) => void
   _emit: (msg: { topic: string }, done?: (err?: Error) => void) => void

@@ -11,7 +11,7 @@ import type { TopicLimits } from '../core/conformance.js'
 import { adaptAedes } from './aedes-adapter.js'
 import { tcpListener } from './listeners.js'
 import { OwnRequestLane, tapRepliesOf } from './fast-lanes.js'
-import { beforeEachPacket, checkInternals, conformRetainedDelivery, retainedStream } from './internals.js'
+import { beforeEachPacket, checkInternals, frameQoS0Deliveries, conformRetainedDelivery, retainedStream } from './internals.js'
 import { capFilterDepth } from '../core/conformance.js'
 import { compose, type Pipeline, type Stage } from './pipeline.js'
 import { newCounters, type Counters } from './counters.js'
@@ -115,6 +115,7 @@ export async function createBroker (opts: BrokerOptions = {}): Promise<Broker> {
     const client = aedes.handle(conn)
     // [P-12.3] a filter Aedes would close the connection for (over its 100 levels) gets SUBACK 0x80 instead.
     beforeEachPacket(client, capFilterDepth)
+    frameQoS0Deliveries(client)
     tapRepliesOf(client, conn, topicLimits, counters, route)
   }
   const handle = (conn: Duplex, req?: IncomingMessage): void => {

@@ -3,7 +3,7 @@
 // the MQTT connection, as a TCP one is: its reads are unframed in place (the
 // client's masking undone, control frames answered) before the packet guard
 // and Aedes's parser see them, and everything written in one turn goes out as
-// one binary frame (write-batch.ts). Through `ws`, a WebSocket object, its
+// one binary frame (net/write-batch.ts). Through `ws`, a WebSocket object, its
 // receiver and sender streams and a Duplex for Aedes stood between the socket
 // and the broker: about 4 KiB per idle connection, and per message a frame
 // object, a copy and a callback chain that made WebSocket fan-out cost three

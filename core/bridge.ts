@@ -50,7 +50,7 @@ export interface BridgeOptions {
   maxInFlightPerOwner?: number
   /** Services whose MQTT callers' Authorization and Cookie headers are forwarded [P-2.2]. */
   forwardCredentials?: ReadonlySet<string>
-  /** This node's id in a cluster: the prefix of its correlation ids [P-5.1]. */
+  /** In a cluster, the prefix of this node's correlation ids: its node id and boot epoch [P-5.1]. */
   nodeId?: string
 }
 

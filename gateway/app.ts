@@ -12,6 +12,7 @@ import authPlugin from './plugins/auth.js'
 import apiRoutes from './routes/api.js'
 import publishRoutes from './routes/publish.js'
 import healthRoutes from './routes/health.js'
+import metricsPortPlugin from './plugins/metrics-port.js'
 import historyPlugin from './plugins/history.js'
 import eventsRoutes from './routes/events.js'
 import historyRoutes from './routes/history.js'
@@ -78,6 +79,9 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
     // Every line goes through the redaction of log-redact.ts: no token or key is ever logged.
     logger: loggerOptions(opts.logger, config),
     bodyLimit: config.bodyLimit,
+    // The cluster plugin may wait 10 s for Redis, then for its node id to be free
+    // (gateway/plugins/cluster.ts), and says why it gave up: longer than avvio's 10 s.
+    pluginTimeout: 30_000,
     // req.ip (per-address limits, logs) comes from X-Forwarded-For only when the
     // socket's peer is one of trustedProxies; X-Forwarded-Host/-Proto then feed
     // req.host/req.protocol, which the gateway does not read. false, not an empty
@@ -157,6 +161,7 @@ export async function buildApp (config: Config, opts: BuildOptions = {}): Promis
   await app.register(eventsRoutes)
   await app.register(historyRoutes)
   await app.register(healthRoutes)
+  await app.register(metricsPortPlugin)
   await app.register(staticPlugin)
   await app.register(docsPlugin)
   // Every plugin has put its stage in app.stages by now; nothing listens yet.

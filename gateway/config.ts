@@ -81,11 +81,13 @@ export const CONFIG_FIELDS = {
   asyncResultMaxCount: { kind: 'int', env: 'RTW_ASYNC_RESULT_MAX_COUNT', flag: '--async-result-max-count', default: 100_000, min: 1, doc: 'Stored async results at most; past it the oldest are dropped early' },
   dataDir: { kind: 'optional', env: 'RTW_DATA_DIR', flag: '--data-dir', default: '', doc: 'Directory for state that survives a restart (LevelDB): retained messages, persistent sessions and wills in <dataDir>/broker, gateway state in <dataDir>/gateway; empty = memory only, the Mosquitto default. With redisUrl the broker keeps its state in Redis instead' },
   redisUrl: { kind: 'optional', env: 'RTW_REDIS_URL', flag: '--redis-url', default: '', doc: 'Redis URL (redis://[user:pass@]host:6379[/db], rediss:// for TLS): joins this node to a cluster of gateways sharing that Redis (docs/CLUSTER.md); empty = a single node' },
+  nodeId: { kind: 'optional', env: 'RTW_NODE_ID', flag: '--node-id', default: '', doc: 'This node\'s name in its cluster (with redisUrl; letters, digits and . _ : / -, up to 100): the same after a restart, so replies and async results for requests it accepted still reach it; a node whose name a live node holds does not start (exit 78). Empty = <hostname>:<httpPort>, plus /<instance> under pm2 cluster mode' },
   idempotencyTtlMs: { kind: 'int', env: 'RTW_IDEMPOTENCY_TTL_MS', flag: '--idempotency-ttl-ms', default: 86_400_000, min: 1, doc: 'How long a REST call with an Idempotency-Key is remembered: a repeat within it is answered from the stored response' },
   idempotencyMaxKeys: { kind: 'int', env: 'RTW_IDEMPOTENCY_MAX_KEYS', flag: '--idempotency-max-keys', default: 100_000, min: 1, doc: 'Idempotency keys remembered at once; a new key past it is refused (503 RTW_IDEMPOTENCY_STORE_FULL), none is forgotten early' },
   idempotencyMaxBytes: { kind: 'int', env: 'RTW_IDEMPOTENCY_MAX_BYTES', flag: '--idempotency-max-bytes', default: 67_108_864, min: 1024, doc: 'Bytes of stored idempotent responses at most; a new key past it is refused like idempotencyMaxKeys' },
   sysIntervalS: { kind: 'int', env: 'RTW_SYS_INTERVAL_S', flag: '--sys-interval-s', default: 10, min: 0, doc: 'Seconds between the $SYS/broker/… and $SYS/rtw/… updates (retained, as Mosquitto publishes them); 0 turns them off' },
   metricsMaxServices: { kind: 'int', env: 'RTW_METRICS_MAX_SERVICES', flag: '--metrics-max-services', default: 100, min: 1, doc: 'Distinct service names that get their own service label in /metrics; later ones are counted as service="other"' },
+  metricsPort: { kind: 'port', env: 'RTW_METRICS_PORT', flag: '--metrics-port', default: 0, doc: 'A port of its own for GET /metrics and GET /stats, plus the pm2 instance index (NODE_APP_INSTANCE): with RTW_INSTANCES=N each process is scraped on metricsPort … metricsPort+N-1; 0 = only on the HTTP port' },
   staticDir: { kind: 'optional', env: 'RTW_STATIC_DIR', flag: '--static-dir', default: '', doc: 'Directory of your own files, served at / (index.html for a directory); the demo page stays at /demo/' }
 } as const satisfies Record<string, Field>
 
@@ -271,6 +273,7 @@ export function loadConfig (sources: ConfigSources = {}): LoadedConfig {
   if (config.staticDir !== '' && statSync(config.staticDir, { throwIfNoEntry: false })?.isDirectory() !== true) {
     throw new ConfigError(`staticDir ${config.staticDir} is not a directory`)
   }
+  if (config.nodeId !== '' && !/^[A-Za-z0-9._:/-]{1,100}$/.test(config.nodeId)) throw new ConfigError(`nodeId must be 1 to 100 letters, digits or . _ : / - (got ${JSON.stringify(config.nodeId)})`)
   if (config.redisUrl !== '' && !/^rediss?:\/\/[^/]/.test(config.redisUrl)) throw new ConfigError(`redisUrl must be a redis:// or rediss:// URL (got ${JSON.stringify(config.redisUrl)})`)
   Object.freeze(config)
   // [P-11.9] a bad key file stops start-up here, like any other bad value; so do the TLS and JWT files.

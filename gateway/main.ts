@@ -3,6 +3,11 @@ import { buildApp, consoleLogger } from './app.js'
 import { ConfigError, EXIT_CONFIG, configTable, loadConfig } from './config.js'
 import { printConfig } from './config-print.js'
 import { drainAndClose } from './shutdown.js'
+import { RedisUnreachableError } from './cluster/redis-link.js'
+import { NodeIdTakenError } from './cluster/node.js'
+
+/** EX_UNAVAILABLE (sysexits.h): a service the node needs is not there. pm2 restarts it, unlike EXIT_CONFIG. */
+const EXIT_UNAVAILABLE = 69
 
 async function main (): Promise<void> {
   // pm2's cluster mode forks each instance with the arguments pm2 itself was
@@ -26,10 +31,12 @@ async function main (): Promise<void> {
   // kernel then resets some of them; the kernel caps this at net.core.somaxconn.
   await app.listen({ port: config.httpPort, host: config.host, backlog: 4096 })
   const mqtt = await app.broker.listenTcp(config.mqttPort, config.host)
+  // Each process's own metrics (metricsPort + its pm2 instance), for several instances behind one HTTP port.
+  const metricsPort = await app.metricsListener?.listen(config.host)
   const http = app.server.address()
   const httpPort = typeof http === 'object' && http !== null ? http.port : config.httpPort
   const tls = config.tlsCertFile !== ''
-  app.log.info(`RealTime-Web gateway ready: ${tls ? 'https' : 'http'}://${config.host}:${httpPort} (REST /api, MQTT over WebSocket ${config.wsPath}, dashboard /dashboard, API docs /docs), ${tls ? 'mqtts' : 'mqtt'}://${config.host}:${mqtt.port}`)
+  app.log.info(`RealTime-Web gateway ready: ${tls ? 'https' : 'http'}://${config.host}:${httpPort} (REST /api, MQTT over WebSocket ${config.wsPath}, dashboard /dashboard, API docs /docs), ${tls ? 'mqtts' : 'mqtt'}://${config.host}:${mqtt.port}${metricsPort === undefined ? '' : `, metrics http://${config.host}:${metricsPort}/metrics`}`)
 
   let stopping = false
   const stop = (signal: string): void => {
@@ -51,6 +58,14 @@ main().catch(err => {
   if (err instanceof ConfigError) {
     console.error(`${err.code}: ${err.message}`)
     process.exit(EXIT_CONFIG)
+  }
+  if (err instanceof NodeIdTakenError) {
+    console.error(`${err.code}: ${err.message}`)
+    process.exit(EXIT_CONFIG)
+  }
+  if (err instanceof RedisUnreachableError) {
+    console.error(`${err.code}: ${err.message}; a cluster node does not start without its Redis: start Redis or correct RTW_REDIS_URL (docs/CLUSTER.md)`)
+    process.exit(EXIT_UNAVAILABLE)
   }
   const code = (err as NodeJS.ErrnoException).code
   if (code === 'EADDRINUSE' || code === 'EACCES') {

@@ -1,7 +1,7 @@
 // A gateway node's id, kept in its LevelDB state (dataDir) so that a restarted
 // process is the same node: it consumes the same durable reply queue
 // (rtw.reply.<node>), where replies to requests it accepted before a crash wait.
-// Only for LevelDB: every node of a Redis cluster needs an id of its own.
+// Only for LevelDB: in a Redis cluster the node id is gateway/cluster/identity.ts's.
 import { randomBytes } from 'node:crypto'
 import type { StoreBackend } from '../../net/store/store.js'
 

@@ -101,9 +101,12 @@ async function main (): Promise<void> {
   if (daemon !== undefined && alive(daemon)) {
     fail(`RTW_ALREADY_RUNNING: another npm start (pm2 daemon pid ${daemon}) runs this checkout on ${config.host}:${config.httpPort}; stop it with Ctrl-C in its terminal, or choose other ports with RTW_HTTP_PORT and RTW_MQTT_PORT`)
   }
-  for (const [what, port] of [['HTTP', config.httpPort], ['MQTT', config.mqttPort]] as const) {
+  // With metricsPort, each gateway instance listens on metricsPort + its index (plugins/metrics-port.ts).
+  const instances = Math.max(1, Math.floor(Number(process.env.RTW_INSTANCES ?? '') || 1))
+  const metricsPorts = config.metricsPort === 0 ? [] : Array.from({ length: instances }, (_, i) => ['metrics', config.metricsPort + i] as const)
+  for (const [what, port] of [['HTTP', config.httpPort], ['MQTT', config.mqttPort], ...metricsPorts] as const) {
     if (!(await portFree(config.host, port))) {
-      fail(`RTW_PORT_IN_USE: the ${what} port ${config.host}:${port} is in use (another gateway or program holds it); choose other ports with RTW_HTTP_PORT and RTW_MQTT_PORT, e.g. RTW_HTTP_PORT=9080 RTW_MQTT_PORT=9883 npm start`)
+      fail(`RTW_PORT_IN_USE: the ${what} port ${config.host}:${port} is in use (another gateway or program holds it); choose other ports with RTW_HTTP_PORT, RTW_MQTT_PORT${metricsPorts.length > 0 ? ' and RTW_METRICS_PORT' : ''}, e.g. RTW_HTTP_PORT=9080 RTW_MQTT_PORT=9883 npm start`)
     }
   }
 

@@ -3,6 +3,8 @@
 // carries replies to the node whose caller waits for them [P-5.9]. Requests
 // and every other message travel through the broker's own routing
 // (mqemitter-redis); this is only what Aedes does not do.
+import { hostname } from 'node:os'
+import { setTimeout as delay } from 'node:timers/promises'
 import type { Redis } from 'ioredis'
 import { ClusterView, decodeSnapshot, encodeSnapshot, isNodeId, nodeOfId } from '../../core/cluster-view.js'
 import { randomNodeId } from '../../core/correlator.js'
@@ -10,6 +12,7 @@ import type { ClusterPort } from '../../core/bridge.js'
 import type { SubscriptionIndex } from '../../core/subscriptions.js'
 import { REQ_PREFIX } from '../../core/topics.js'
 import type { RedisLink } from './redis-link.js'
+import type { NodeIdentity } from './identity.js'
 
 /** Snapshots are re-sent this often, so a lost message is repaired within it. */
 export const HEARTBEAT_MS = 1_000
@@ -36,6 +39,11 @@ export function decodeForward (frame: Buffer): { topic: string, payload: Buffer 
   return { topic: frame.toString('utf8', 2, 2 + n), payload: frame.subarray(2 + n) }
 }
 
+/** A live node holds this node's id: two nodes must not share one (their replies would cross). */
+export class NodeIdTakenError extends Error {
+  readonly code = 'RTW_NODE_ID_TAKEN'
+}
+
 export interface ClusterCounters {
   repliesForwarded: number
   repliesReceived: number
@@ -46,6 +54,8 @@ export interface ClusterCounters {
 export class ClusterNode implements ClusterPort {
   readonly view: ClusterView
   readonly counters: ClusterCounters = { repliesForwarded: 0, repliesReceived: 0, snapshotsSent: 0, nodesExpired: 0 }
+  /** Told when the heartbeat finds another process holding this node's id (it expired meanwhile: a stall, or a split from Redis). */
+  onIdConflict: (holder: string) => void = () => {}
   private seq = 0
   private local: SubscriptionIndex<unknown> | undefined
   private onReply: (topic: string, payload: Buffer) => void = () => {}
@@ -53,19 +63,42 @@ export class ClusterNode implements ClusterPort {
   private pending = false
   private closed = false
 
-  private constructor (readonly id: string, readonly clusterId: string, readonly link: RedisLink) {
-    this.view = new ClusterView(id, NODE_TTL_MS)
+  private constructor (readonly identity: NodeIdentity, readonly clusterId: string, readonly link: RedisLink, private readonly holder: string) {
+    this.view = new ClusterView(identity.id, NODE_TTL_MS)
   }
 
-  /** Joins the cluster under a node id no live node holds [P-5.1]. */
-  static async join (link: RedisLink): Promise<ClusterNode> {
+  /** The node id: its correlation ids start with it, and replies for its callers are sent to it [P-5.9]. */
+  get id (): string {
+    return this.identity.id
+  }
+
+  /** The prefix of this node's correlation ids: its id, then its boot epoch [P-5.1]. */
+  get idPrefix (): string {
+    return this.identity.id + this.identity.epoch
+  }
+
+  /**
+   * Joins the cluster under the node's id, once no live node holds it [P-5.1].
+   * The key of a node killed a moment ago (this node's previous life, say)
+   * expires within NODE_TTL_MS, so the claim is retried a little longer than
+   * that; a key still renewed after it belongs to a live node, and the node
+   * does not start.
+   */
+  static async join (link: RedisLink, identity: NodeIdentity, waitMs = NODE_TTL_MS + HEARTBEAT_MS): Promise<ClusterNode> {
     // The cluster's own id, made by its first node: what its nodes share (the AMQP bridge's origin, docs/CLUSTER.md §5).
     await link.db.set(CLUSTER_ID, randomNodeId(), 'NX')
     const clusterId = await link.db.get(CLUSTER_ID) as string
+    // Names this life of the node: the heartbeat tells its own key from another process's.
+    const holder = `${identity.name} (pid ${process.pid} on ${hostname()}, epoch ${identity.epoch})`
+    const deadline = Date.now() + waitMs
     for (;;) {
-      const id = randomNodeId()
-      // NX: a clash with a live node (48 random bits) picks another id rather than share its replies.
-      if (await link.db.set(nodeKey(id), String(process.pid), 'PX', NODE_TTL_MS, 'NX') === 'OK') return new ClusterNode(id, clusterId, link)
+      if (await link.db.set(nodeKey(identity.id), holder, 'PX', NODE_TTL_MS, 'NX') === 'OK') return new ClusterNode(identity, clusterId, link, holder)
+      if (Date.now() >= deadline) {
+        const other = await link.db.get(nodeKey(identity.id)) ?? 'a node that just left'
+        throw new NodeIdTakenError(`node id ${JSON.stringify(identity.name)} (${identity.id}) is held by a live node of this cluster: ${other}. ` +
+          'Give each node its own RTW_NODE_ID (by default it is <hostname>:<httpPort>)')
+      }
+      await delay(200)
     }
   }
 
@@ -85,8 +118,8 @@ export class ClusterNode implements ClusterPort {
   }
 
   /** For /stats: this node, the live nodes it knows, and what it forwarded. */
-  stats (): { node: string, redis: string, nodes: string[], counters: ClusterCounters } {
-    return { node: this.id, redis: this.link.state, nodes: this.view.nodes, counters: { ...this.counters } }
+  stats (): { node: string, name: string, epoch: string, redis: string, nodes: string[], counters: ClusterCounters } {
+    return { node: this.id, name: this.identity.name, epoch: this.identity.epoch, redis: this.link.state, nodes: this.view.nodes, counters: { ...this.counters } }
   }
 
   hasRemoteResponder (topic: string): boolean {
@@ -150,7 +183,9 @@ export class ClusterNode implements ClusterPort {
 
   private beat (): void {
     if (!this.link.up) return
-    this.link.db.set(nodeKey(this.id), String(process.pid), 'PX', NODE_TTL_MS).catch(() => {})
+    this.link.db.set(nodeKey(this.id), this.holder, 'PX', NODE_TTL_MS, 'GET').then(before => {
+      if (before !== null && before !== this.holder) this.onIdConflict(before)
+    }, () => {})
     // Puts the cluster's id back should Redis have restarted empty, so that a node joining then gets the same one.
     this.link.db.set(CLUSTER_ID, this.clusterId, 'NX').catch(() => {})
     this.sendSnapshot()

@@ -74,14 +74,31 @@ export class RedisLink extends EventEmitter<{ up: [], down: [] }> {
     this.emit(up ? 'up' : 'down')
   }
 
-  /** Connects every connection; rejects when Redis cannot be reached within timeoutMs, so a node does not start blind. */
+  /**
+   * Connects every connection, retrying with the usual backoff for up to
+   * timeoutMs (Redis may start a moment after the node); then rejects with
+   * RTW_REDIS_UNREACHABLE, naming the URL (no password) and the last error, so
+   * a node does not start blind (docs/CLUSTER.md, "Redis unreachable at start").
+   */
   async connect (timeoutMs = 10_000): Promise<void> {
     let timer: NodeJS.Timeout | undefined
+    const lastError: Partial<Record<LinkName, Error>> = {}
+    const names: LinkName[] = ['db', 'pub', 'sub', 'cluster']
+    const ready = (r: Redis, name: LinkName): Promise<void> => new Promise(resolve => {
+      r.on('error', (err: Error) => { lastError[name] = err })
+      r.once('ready', () => resolve())
+      // The first attempt's rejection is only that; ioredis goes on retrying by retryStrategy.
+      r.connect().catch(() => {})
+    })
     const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new Error(`Redis at ${redactUrl(this.opts.url)} did not answer within ${timeoutMs} ms`)), timeoutMs)
+      timer = setTimeout(() => {
+        const err = names.map(n => lastError[n]).find(e => e !== undefined) as (Error & { code?: string }) | undefined
+        const why = err === undefined ? 'no answer' : `${err.code === undefined ? '' : `${err.code}: `}${err.message}`
+        reject(new RedisUnreachableError(`Redis at ${redactUrl(this.opts.url)} did not answer within ${timeoutMs} ms (${why})`))
+      }, timeoutMs)
     })
     try {
-      await Promise.race([Promise.all(this.all.map(async r => { await r.connect() })), timeout])
+      await Promise.race([Promise.all(this.all.map(async (r, i) => { await ready(r, names[i] as LinkName) })), timeout])
     } catch (err) {
       await this.close()
       throw err
@@ -103,6 +120,11 @@ export class RedisLink extends EventEmitter<{ up: [], down: [] }> {
       }
     }))
   }
+}
+
+/** A node that cannot reach its Redis at start does not start: main.ts exits EXIT_UNAVAILABLE with this message. */
+export class RedisUnreachableError extends Error {
+  readonly code = 'RTW_REDIS_UNREACHABLE'
 }
 
 /** The URL without its password, for logs. */

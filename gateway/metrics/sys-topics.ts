@@ -20,6 +20,8 @@ export interface Reading {
   requests: Record<string, Record<string, number>>
   latency: { bounds: number[], cumulative: number[] }
   up: Record<string, boolean>
+  /** A cluster's sum: the nodes it adds up [P-12.10]. */
+  nodes?: string[]
 }
 
 /** The JSON of $SYS/rtw/stats: everything the dashboard draws, in one message per interval. */
@@ -39,12 +41,25 @@ export interface SysStats {
   latencyMs: { p50: number | null, p99: number | null }
   dropped: Record<string, number>
   up: Record<string, boolean>
+  /** In a cluster's $SYS/rtw/stats: the nodes its numbers add up [P-12.10]. */
+  nodes?: string[]
 }
 
 const total = (byStatus: Record<string, Record<string, number>>): number =>
   Object.values(byStatus).reduce((a, s) => a + Object.values(s).reduce((b, n) => b + n, 0), 0)
 
 const fixed = (n: number): string => Number.isInteger(n) ? String(n) : n.toFixed(2)
+
+/** Where a SysTopics publishes: Mosquitto's tree and the gateway's own. */
+export interface SysPrefixes { broker: string, rtw: string }
+
+/** One gateway, or a whole cluster's sum (plugins/sys.ts) [P-12.10]. */
+export const CLUSTER_PREFIXES: SysPrefixes = { broker: '$SYS/broker/', rtw: '$SYS/rtw/' }
+
+/** One node of a cluster, as EMQX names them: `$SYS/brokers/<node>/clients/connected`, `$SYS/brokers/<node>/rtw/stats` [P-12.10]. */
+export function nodePrefixes (node: string): SysPrefixes {
+  return { broker: `$SYS/brokers/${node}/`, rtw: `$SYS/brokers/${node}/rtw/` }
+}
 
 /**
  * Keeps what a reading is compared with: the last one (for rates and the
@@ -55,7 +70,7 @@ export class SysTopics {
   private last: Reading | undefined
   private readonly load = new Map<string, number>()
 
-  constructor (private readonly version: string) {}
+  constructor (private readonly version: string, private readonly prefixes: SysPrefixes = CLUSTER_PREFIXES) {}
 
   next (r: Reading): { messages: Array<[string, string]>, stats: SysStats } {
     const prev = this.last
@@ -74,13 +89,14 @@ export class SysTopics {
     }
     const latencyMs = { p50: ms(0.5), p99: ms(0.99) }
 
+    const { broker: b, rtw: x } = this.prefixes
     const out: Array<[string, string]> = [
-      ['$SYS/broker/version', this.version],
-      ['$SYS/broker/uptime', `${Math.floor(r.uptimeS)} seconds`],
-      ['$SYS/broker/clients/connected', String(r.clients)],
-      ['$SYS/broker/messages/received', String(r.received)],
-      ['$SYS/broker/messages/sent', String(r.sent)],
-      ['$SYS/broker/subscriptions/count', String(r.subscriptions)]
+      [`${b}version`, this.version],
+      [`${b}uptime`, `${Math.floor(r.uptimeS)} seconds`],
+      [`${b}clients/connected`, String(r.clients)],
+      [`${b}messages/received`, String(r.received)],
+      [`${b}messages/sent`, String(r.sent)],
+      [`${b}subscriptions/count`, String(r.subscriptions)]
     ]
     for (const [direction, rate] of [['received', rates.received], ['sent', rates.sent]] as const) {
       for (const [window, minutes] of [['1min', 1], ['5min', 5], ['15min', 15]] as const) {
@@ -90,19 +106,19 @@ export class SysTopics {
         // Mosquitto's load: an exponential moving average of the per-minute rate.
         const value = old === undefined ? perMinute : old + (perMinute - old) * (1 - Math.exp(-dt / (minutes * 60)))
         if (dt > 0 || old === undefined) this.load.set(key, value)
-        out.push([`$SYS/broker/load/messages/${key}`, fixed(value)])
+        out.push([`${b}load/messages/${key}`, fixed(value)])
       }
     }
-    for (const [transport, n] of Object.entries(r.connections)) out.push([`$SYS/rtw/connections/${transport}`, String(n)])
+    for (const [transport, n] of Object.entries(r.connections)) out.push([`${x}connections/${transport}`, String(n)])
     out.push(
-      ['$SYS/rtw/requests/total', String(total(r.requests))],
-      ['$SYS/rtw/requests/per-second', fixed(rates.requests)],
-      ['$SYS/rtw/requests/in-flight', String(r.inFlight)],
-      ['$SYS/rtw/latency/p50', latencyMs.p50 === null ? 'n/a' : String(latencyMs.p50)],
-      ['$SYS/rtw/latency/p99', latencyMs.p99 === null ? 'n/a' : String(latencyMs.p99)]
+      [`${x}requests/total`, String(total(r.requests))],
+      [`${x}requests/per-second`, fixed(rates.requests)],
+      [`${x}requests/in-flight`, String(r.inFlight)],
+      [`${x}latency/p50`, latencyMs.p50 === null ? 'n/a' : String(latencyMs.p50)],
+      [`${x}latency/p99`, latencyMs.p99 === null ? 'n/a' : String(latencyMs.p99)]
     )
-    for (const [reason, n] of Object.entries(r.dropped)) out.push([`$SYS/rtw/messages/dropped/${reason}`, String(n)])
-    for (const [name, up] of Object.entries(r.up)) out.push([`$SYS/rtw/${name}/up`, up ? '1' : '0'])
+    for (const [reason, n] of Object.entries(r.dropped)) out.push([`${x}messages/dropped/${reason}`, String(n)])
+    for (const [name, up] of Object.entries(r.up)) out.push([`${x}${name}/up`, up ? '1' : '0'])
 
     const stats: SysStats = {
       at: r.at,
@@ -117,9 +133,10 @@ export class SysTopics {
       inFlight: r.inFlight,
       latencyMs,
       dropped: r.dropped,
-      up: r.up
+      up: r.up,
+      ...(r.nodes === undefined ? {} : { nodes: r.nodes })
     }
-    out.push(['$SYS/rtw/stats', JSON.stringify(stats)])
+    out.push([`${x}stats`, JSON.stringify(stats)])
     return { messages: out, stats }
   }
 }

@@ -48,9 +48,12 @@ async function amqpPlugin (app: FastifyInstance): Promise<void> {
     if (problem !== undefined) throw new ConfigError(`${key}: ${problem}`)
   }
 
-  // With dataDir the node keeps its id across restarts, and so its durable reply
-  // queue: replies to async requests accepted before a crash still arrive (docs/AMQP.md §4).
-  const nodeId = app.state.kind === 'level' ? await durableNodeId(app.state) : randomBytes(9).toString('base64url')
+  // The node keeps its id across restarts, and so its durable reply queue: replies
+  // to async requests accepted before a crash still arrive (docs/AMQP.md §4). In a
+  // cluster that is its cluster node id (gateway/cluster/identity.ts), else one kept in dataDir.
+  const nodeId = app.cluster !== null
+    ? app.cluster.id
+    : app.state.kind === 'level' ? await durableNodeId(app.state) : randomBytes(9).toString('base64url')
   const limited = new LogLimiter(app.log)
   const broker = app.broker
   // setup runs only after conn.start(), when queue and topicBridge below exist.

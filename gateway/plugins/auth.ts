@@ -3,11 +3,12 @@
 // WebSocket) and in `Authorization: Bearer` on REST, and its grants decide what
 // its holder may do.
 import fp from 'fastify-plugin'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Client, Stage } from '../../broker/broker.js'
 import { ALLOW_ALL, compileGrants, type Grants } from '../../core/grants.js'
 import { parseReplyTopic, parseRequestTopic, REQ_PREFIX } from '../../core/topics.js'
 import { namespaceOf } from '../../core/namespaces.js'
+import { httpRoute } from '../../core/http-routes.js'
 import { authEnabled, createVerifier, type TokenVerifier } from '../auth/tokens.js'
 import { errorBody } from '../../core/errors.js'
 import type { CallerIdentity } from '../../core/envelope.js'
@@ -28,8 +29,6 @@ const CONNACK_BAD_CREDENTIALS = 4
 const CONNACK_NOT_AUTHORIZED = 5
 // setTimeout's ceiling; a later expiry is re-armed when the timer fires.
 const MAX_TIMER_MS = 2 ** 31 - 1
-
-const PROTECTED = /^\/(api|publish|retained)(\/|$|\?)/
 
 /**
  * What a SUBSCRIBE needs, by namespace (core/namespaces.ts). [P-11.6] A `$req`
@@ -133,8 +132,7 @@ async function authPlugin (app: FastifyInstance): Promise<void> {
     }
   } satisfies Stage
 
-  app.addHook('onRequest', async (req: FastifyRequest, reply) => {
-    if (!PROTECTED.test(req.url)) { req.grants = ALLOW_ALL; return }
+  const authenticate = async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
     const header = req.headers.authorization
     const token = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7).trim() : undefined
     const result = await verifier.verify(token)
@@ -152,6 +150,13 @@ async function authPlugin (app: FastifyInstance): Promise<void> {
     }
     req.grants = grants
     req.caller = result.caller
+  }
+  // [P-11.11] The check belongs to the routes the table says need a token, as
+  // the router matched them (so "/%61pi/…" too); other routes do not pay for it.
+  app.addHook('onRoute', route => {
+    if (httpRoute(route.url)?.auth !== 'token') return
+    const own = route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest]
+    route.onRequest = [authenticate, ...own]
   })
 }
 

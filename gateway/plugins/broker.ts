@@ -45,7 +45,7 @@ async function brokerPlugin (app: FastifyInstance): Promise<void> {
     maxTimeoutMs: config.maxTimeoutMs,
     maxInFlightPerOwner: config.maxInFlightPerClient,
     forwardCredentials: new Set(config.forwardCredentials),
-    ...(cluster === null ? {} : { nodeId: cluster.id })
+    ...(cluster === null ? {} : { nodeId: cluster.idPrefix })
   }, broker, broker.subscriptions, cluster ?? undefined)
   await cluster?.start(broker.subscriptions, (topic, payload) => bridge.handleForwardedReply(topic, payload))
 

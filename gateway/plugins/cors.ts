@@ -5,30 +5,24 @@
 //   - Preflight (OPTIONS with Access-Control-Request-Method): answered 204 here,
 //     never bridged to a service and never asked for a token.
 //   - Anything else: Access-Control-Allow-Origin and -Expose-Headers are added.
+// Which routes take part, and with which methods, is core/http-routes.ts.
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { originAllowed } from '../../core/origins.js'
+import { httpRoute, preflightRoute } from '../../core/http-routes.js'
 import { configFiles } from '../config-files.js'
 import { errorBody } from '../../core/errors.js'
 import { LogLimiter } from '../log-limit.js'
-
-/** The routes a browser page may call cross-origin, with the methods each takes (null: any method, bridged). */
-const ROUTES: Array<[RegExp, string | null]> = [
-  [/^\/api\//, null],
-  [/^\/publish(\?|$)/, 'POST'],
-  [/^\/retained\//, 'GET, HEAD'],
-  [/^\/requests\//, 'GET, HEAD'],
-  [/^\/(events|history)(\?|$)/, 'GET']
-]
 
 /** Response headers a page may read: the gateway's own, plus any a responder sets (`*`, as no credentials are used). */
 export const EXPOSED_HEADERS = 'X-Request-Id, Preference-Applied, Retry-After, WWW-Authenticate, X-MQTT-QoS, *'
 const TOKEN_LIST = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+(?:[ \t]*,[ \t]*[A-Za-z0-9!#$%&'*+.^_`|~-]+)*$/
 const TOKEN = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,32}$/
 
-function methodsFor (url: string): string | null | undefined {
-  for (const [re, methods] of ROUTES) if (re.test(url)) return methods
-  return undefined
+/** The methods a page may use on this request's route; undefined when the route is not offered cross-origin. */
+function methodsFor (req: FastifyRequest): string | undefined {
+  // A preflight has no route of its own (OPTIONS is not registered): go by its path.
+  return req.is404 ? preflightRoute(req.url)?.cors : httpRoute(req.routeOptions.url)?.cors
 }
 
 async function corsPlugin (app: FastifyInstance): Promise<void> {
@@ -38,7 +32,7 @@ async function corsPlugin (app: FastifyInstance): Promise<void> {
   app.addHook('onRequest', (req: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
     const origin = req.headers.origin
     if (origin === undefined) { done(); return }
-    const methods = methodsFor(req.url)
+    const methods = methodsFor(req)
     if (methods === undefined) { done(); return }
     if (!originAllowed(policy, origin, req.headers.host)) {
       limited.warn('cors-origin', `${req.method} ${req.url.slice(0, 200)}: origin ${JSON.stringify(origin.slice(0, 200))} is not allowed; 403`)
@@ -50,7 +44,7 @@ async function corsPlugin (app: FastifyInstance): Promise<void> {
     if (req.method === 'OPTIONS' && typeof requested === 'string') {
       const allowHeaders = req.headers['access-control-request-headers']
       reply.code(204)
-        .header('access-control-allow-methods', methods ?? (TOKEN.test(requested) ? requested : 'GET'))
+        .header('access-control-allow-methods', methods !== '*' ? methods : TOKEN.test(requested) ? requested : 'GET')
         .header('access-control-max-age', '600')
       if (typeof allowHeaders === 'string' && allowHeaders.length <= 2048 && TOKEN_LIST.test(allowHeaders)) {
         reply.header('access-control-allow-headers', allowHeaders)

@@ -1,6 +1,7 @@
 // Pages and files, served from disk by @fastify/static:
 //   GET /demo/…            web-client/demo/ (the demo page; also at / when no staticDir is set)
 //   GET /dashboard, /dashboard/…   web-client/dashboard/ (the live dashboard)
+//   GET /pages/…           web-client/pages/ (modules both pages share: the Token field)
 //   GET /client/…          web-client/dist/ (realtime-web.js, its source map and .d.ts)
 //   GET /…                 staticDir, the user's own files, when configured
 // Files are not content-hashed, so every response carries an ETag and
@@ -54,6 +55,7 @@ export default async function staticPlugin (app: FastifyInstance): Promise<void>
   await app.register(fastifyStatic, { ...common, decorateReply: true, root: join(root, 'web-client', 'dist'), prefix: '/client/', preCompressed: true, index: false })
   await app.register(fastifyStatic, { ...common, root: demo, prefix: '/demo/' })
   await app.register(fastifyStatic, { ...common, root: dashboard, prefix: '/dashboard/' })
+  await app.register(fastifyStatic, { ...common, root: join(root, 'web-client', 'pages'), prefix: '/pages/' })
   // The pages themselves also without the trailing slash; their assets use absolute paths.
   app.get('/demo', (_req, reply) => reply.sendFile('index.html', demo))
   app.get('/dashboard', (_req, reply) => reply.sendFile('index.html', dashboard))

@@ -12,8 +12,7 @@ import type { Call } from '../../core/bridge.js'
 import { GatewayError, errorBody, ERRORS } from '../../core/errors.js'
 import { callQueuedAsync, isQueuedAsync, readResult } from '../amqp/async-call.js'
 import { idempotentCall } from './idempotent-call.js'
-
-export const API_PREFIX = '/api/'
+import { secondLevelStart } from '../../core/http-routes.js'
 
 /** The ids of a connection's requests that still await replies; one per request, more only when pipelined. */
 const AWAITING = Symbol('rtw.awaiting')
@@ -32,7 +31,8 @@ interface Target { service: string, path: string, query: string, timeoutParam: s
  */
 export function parseTarget (url: string): Target {
   const q = url.indexOf('?')
-  const pathPart = q === -1 ? url.slice(API_PREFIX.length) : url.slice(API_PREFIX.length, q)
+  const start = secondLevelStart(url)
+  const pathPart = q === -1 ? url.slice(start) : url.slice(start, q)
   let query = q === -1 ? '' : url.slice(q + 1)
   let timeoutParam: string | undefined
   if (query.includes('timeout=')) {

@@ -23,30 +23,35 @@ export default async function healthRoutes (app: FastifyInstance): Promise<void>
   // (gateway/metrics/registry.ts), so with auth on the same grant reads them.
   app.get('/stats', async (req, reply) => {
     if (!(await app.numbersGuard(req, reply))) return reply
-    const c = app.bridge.correlator
-    const m = app.metrics
-    return {
-      inFlight: m.inFlight(),
-      settled: c.settledCount,
-      timedOut: c.timedOutCount,
-      cancelled: c.cancelledCount,
-      dropped: c.dropped,
-      clients: app.broker.aedes.connectedClients,
-      connections: m.connections(),
-      subscriptions: m.subscriptions(),
-      messages: m.messages(),
-      // Every dropped message by reason: the reply drops above, and what the limits dropped.
-      messagesDropped: m.dropped(),
-      requests: await m.requestCounts(),
-      // What the MQTT limits refused or dropped (README "Limits").
-      limits: app.limits.counters,
-      // GET /events streams (PROTOCOL.md §15): open now, and what was refused or closed.
-      sse: { open: app.sse.open(), ...app.sse.counters },
-      // Client id ownership [P-4.7]: CONNECTs refused because the id was another's, or no room was left.
-      sessions: { ...app.sessionCounters, store: app.state.kind },
-      idempotency: { ...app.idempotency.counters, store: app.state.kind, ...app.idempotency.kv.stats() },
-      ...(app.amqp === null ? {} : { amqp: app.amqp.stats() }),
-      ...(app.cluster === null ? {} : { cluster: app.cluster.stats() })
-    }
+    return await statsOf(app)
   })
+}
+
+/** The JSON of GET /stats, also served on metricsPort (plugins/metrics-port.ts). */
+export async function statsOf (app: FastifyInstance): Promise<Record<string, unknown>> {
+  const c = app.bridge.correlator
+  const m = app.metrics
+  return {
+    inFlight: m.inFlight(),
+    settled: c.settledCount,
+    timedOut: c.timedOutCount,
+    cancelled: c.cancelledCount,
+    dropped: c.dropped,
+    clients: app.broker.aedes.connectedClients,
+    connections: m.connections(),
+    subscriptions: m.subscriptions(),
+    messages: m.messages(),
+    // Every dropped message by reason: the reply drops above, and what the limits dropped.
+    messagesDropped: m.dropped(),
+    requests: await m.requestCounts(),
+    // What the MQTT limits refused or dropped (README "Limits").
+    limits: app.limits.counters,
+    // GET /events streams (PROTOCOL.md §15): open now, and what was refused or closed.
+    sse: { open: app.sse.open(), ...app.sse.counters },
+    // Client id ownership [P-4.7]: CONNECTs refused because the id was another's, or no room was left.
+    sessions: { ...app.sessionCounters, store: app.state.kind },
+    idempotency: { ...app.idempotency.counters, store: app.state.kind, ...app.idempotency.kv.stats() },
+    ...(app.amqp === null ? {} : { amqp: app.amqp.stats() }),
+    ...(app.cluster === null ? {} : { cluster: app.cluster.stats() })
+  }
 }

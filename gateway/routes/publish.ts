@@ -5,6 +5,7 @@ import { isValidTopicName } from '../../core/topics.js'
 import { GatewayError } from '../../core/errors.js'
 import { httpPublishAllowed, httpReadAllowed } from '../../core/namespaces.js'
 import { checkTopic as checkTopicLimits, type TopicLimits } from '../../core/conformance.js'
+import { secondLevelStart } from '../../core/http-routes.js'
 
 
 interface PublishBody {
@@ -83,7 +84,7 @@ export default async function publishRoutes (app: FastifyInstance): Promise<void
   })
 
   app.get('/retained/*', async (req, reply) => {
-    const raw = req.url.slice('/retained/'.length).split('?')[0] as string
+    const raw = req.url.slice(secondLevelStart(req.url)).split('?')[0] as string
     let topic: string
     try {
       topic = raw.split('/').map(decodeURIComponent).join('/')

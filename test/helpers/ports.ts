@@ -22,3 +22,23 @@ export async function isListening (port: number, host = '127.0.0.1'): Promise<bo
     socket.once('error', () => resolve(false))
   })
 }
+
+/** A first port of `count` consecutive free ones, for a base-plus-index setting such as metricsPort. */
+export async function freePortRun (count: number, host = '127.0.0.1'): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = await freePort(host)
+    if (base + count - 1 > 65535) continue
+    let free = true
+    for (let i = 1; i < count && free; i++) free = await canListen(base + i, host)
+    if (free) return base
+  }
+  throw new Error(`no run of ${count} free ports found`)
+}
+
+async function canListen (port: number, host: string): Promise<boolean> {
+  return await new Promise(resolve => {
+    const server = createServer()
+    server.once('error', () => resolve(false))
+    server.listen(port, host, () => server.close(() => resolve(true)))
+  })
+}

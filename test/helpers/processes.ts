@@ -89,3 +89,13 @@ export function startProcess (command: string, args: string[], opts: SpawnOption
     }
   }
 }
+
+/** The latest value of each $SYS topic in `mosquitto_sub -v` output ("topic payload" lines). */
+export function latestSys (out: string): Map<string, string> {
+  const values = new Map<string, string>()
+  for (const line of out.split('\n')) {
+    const space = line.indexOf(' ')
+    if (line.startsWith('$SYS/') && space > 0) values.set(line.slice(0, space), line.slice(space + 1))
+  }
+  return values
+}

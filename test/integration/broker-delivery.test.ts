@@ -95,4 +95,58 @@ describe('broker delivery', () => {
       await accepted.endAsync()
     }
   })
+
+  it('routed QoS 0 messages reach every subscriber each with its own payload and flags: RETAIN 1 only for the retained one a SUBSCRIBE brings [MQTT-3.3.1-8], [MQTT-3.3.1-9]', async () => {
+    const subs = await Promise.all([connectClient(gw.mqttUrl), connectClient(gw.wsUrl), connectClient(gw.mqttUrl)])
+    try {
+      // Payloads of one message share a frame; messages back to back, same payload object or not, are each framed.
+      const same = Buffer.from('same')
+      gw.app.broker.publish('lane/kept', Buffer.from('kept'), 0, true, () => {})
+      await waitFor(async () => (await gw.app.broker.readRetained('lane/kept')) !== null, { what: 'the retained message' })
+      const seen = subs.map(recordMessages)
+      for (const s of subs) await subscribe(s, 'lane/#', 0)
+      await waitFor(() => seen.every(m => m.length === 1), { what: 'the retained message at every subscriber' })
+      gw.app.broker.publish('lane/a', same, 0, false, () => {})
+      gw.app.broker.publish('lane/a', same, 0, false, () => {})
+      gw.app.broker.publish('lane/b', same, 0, false, () => {})
+      const other = await connectClient(gw.mqttUrl)
+      other.publish('lane/c', 'from a client', { qos: 0 })
+      await other.endAsync()
+      await waitFor(() => seen.every(m => m.length === 5), { what: `every delivery (have ${seen.map(m => m.length).join(', ')})` })
+      for (const m of seen) {
+        expect(m.map(x => [x.topic, x.payload.toString(), x.retain])).toEqual([
+          ['lane/kept', 'kept', true],
+          ['lane/a', 'same', false],
+          ['lane/a', 'same', false],
+          ['lane/b', 'same', false],
+          ['lane/c', 'from a client', false]
+        ])
+      }
+    } finally {
+      gw.app.broker.publish('lane/kept', Buffer.alloc(0), 0, true, () => {})
+      await Promise.all(subs.map(async s => s.endAsync()))
+    }
+  })
+
+  it('a persistent session gets what was queued while it was away, in order, once; a clean session with its id gets none of it [MQTT-3.1.2-4], [MQTT-3.1.2-6]', async () => {
+    const id = 'queue-owner'
+    const first = await connectClient(gw.mqttUrl, { clientId: id, clean: false })
+    await subscribe(first, 'queue/#', 1)
+    await first.endAsync()
+    for (let i = 0; i < 5; i++) gw.app.broker.publish(`queue/${i}`, Buffer.from(String(i)), 1, false, () => {})
+    const back = await connectClient(gw.mqttUrl, { clientId: id, clean: false, resubscribe: false })
+    const seen = recordMessages(back)
+    await waitFor(() => seen.length >= 5, { what: `the queued messages (have ${seen.length})` })
+    expect(seen.map(m => m.payload.toString())).toEqual(['0', '1', '2', '3', '4'])
+    await back.endAsync()
+    for (let i = 5; i < 8; i++) gw.app.broker.publish(`queue/${i}`, Buffer.from(String(i)), 1, false, () => {})
+    const clean = await connectClient(gw.mqttUrl, { clientId: id, clean: true })
+    const atClean = recordMessages(clean)
+    // Subscribing to what was queued shows nothing of it arrives; a new message does.
+    await subscribe(clean, 'queue/#', 1)
+    gw.app.broker.publish('queue/new', Buffer.from('new'), 1, false, () => {})
+    await waitFor(() => atClean.length >= 1, { what: 'the new message' })
+    expect(atClean.map(m => m.payload.toString())).toEqual(['new'])
+    await clean.endAsync()
+  })
 })

@@ -1,5 +1,6 @@
 // Redis killed under a two-node cluster (docs/CLUSTER.md §4): /readyz says so,
-// each node keeps serving its own clients (local calls, local pub/sub),
+// each node keeps serving its own clients (local calls, local pub/sub at QoS 0
+// and 1; a QoS 1 message a persistent session must store is refused),
 // services served only by the other node get 404 rather than a timeout, and
 // everything comes back once Redis does, with no restart of the gateways.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -42,8 +43,21 @@ describe('a cluster whose Redis goes away and comes back', () => {
     const pub = await connectClient(a.mqttUrl)
     clients.push(sub, pub)
     await subscribe(sub, 'local/topic', 1)
+    // A persistent session's subscription: a QoS 1 message for it must be stored in Redis.
+    const durable = await connectClient(a.mqttUrl, { clientId: `durable-${process.pid}`, clean: false })
+    clients.push(durable)
+    await subscribe(durable, 'durable/topic', 1)
+    // Connected now: a new connection needs the store too (its CONNECT is refused while Redis is away).
+    const storing = await connectClient(a.mqttUrl)
+    clients.push(storing)
 
     await redis.kill()
+    // At once, before the node may have noticed: a QoS 1 publish between two of its
+    // clean sessions is acknowledged and delivered locally, whether Redis refused the
+    // PUBLISH or the link was already known to be down (broker/backends.ts).
+    const first = nextMessage(sub, t => t === 'local/topic')
+    await pub.publishAsync('local/topic', 'just after', { qos: 1 })
+    expect((await first).payload.toString()).toBe('just after')
     await waitFor(async () => (await readyz(a)).status === 503, { timeoutMs: 10_000, what: '/readyz to report Redis gone' })
     expect((await readyz(a)).checks.redis).not.toBe('ok')
 
@@ -54,10 +68,19 @@ describe('a cluster whose Redis goes away and comes back', () => {
     const remote = await callService(a, 'remote')
     expect(remote.status).toBe(404)
     expect(((await remote.json()) as { error: { code: string } }).error.code).toBe('RTW_NO_RESPONDER')
-    // Clients connected to this node keep talking to each other.
-    const got = nextMessage(sub, t => t === 'local/topic')
+    // Clients connected to this node keep talking to each other, at QoS 0 and 1.
+    const got0 = nextMessage(sub, t => t === 'local/topic')
     pub.publish('local/topic', 'still here', { qos: 0 })
-    expect((await got).payload.toString()).toBe('still here')
+    expect((await got0).payload.toString()).toBe('still here')
+    const got1 = nextMessage(sub, t => t === 'local/topic')
+    await pub.publishAsync('local/topic', 'at QoS 1', { qos: 1 })
+    expect((await got1).payload.toString()).toBe('at QoS 1')
+    // One the persistent session must get cannot be stored: no PUBACK, the publisher is disconnected.
+    let acked = false
+    const closed = new Promise<void>(resolve => storing.once('close', () => resolve()))
+    storing.publishAsync('durable/topic', 'needs the store', { qos: 1 }).then(() => { acked = true }, () => {})
+    await closed
+    expect(acked).toBe(false)
 
     await redis.start()
     await waitFor(async () => (await readyz(a)).status === 200 && (await readyz(b)).status === 200,

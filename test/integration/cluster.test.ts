@@ -78,6 +78,24 @@ describe('a cluster of three gateways on one Redis', () => {
     expect(new Set(seen.get(onC)?.map(m => m.qos))).toEqual(new Set([0]))
   })
 
+  it('routes across nodes a topic with Redis glob characters ([, ], ?, *, \\) to a wildcard filter that names them literally', async () => {
+    const onB = await connectClient(b.mqttUrl)
+    const publisher = await connectClient(a.mqttUrl)
+    clients.push(onB, publisher)
+    const topics = ['glob/[x]/1', 'glob/a?c/2', 'glob/st*r/3', 'glob/back\\slash/4']
+    const got: string[] = []
+    onB.on('message', topic => { if (topic.startsWith('glob/')) got.push(topic) })
+    // mqemitter-redis makes a filter with + or # a Redis PSUBSCRIBE pattern, in which these characters are glob syntax (docs/CLUSTER.md).
+    await subscribe(onB, ['glob/[x]/+', 'glob/a?c/+', 'glob/st*r/+', 'glob/back\\slash/#'])
+    // Near misses a glob would match but the MQTT filters do not.
+    for (const t of ['glob/x/1', 'glob/abc/2', 'glob/stoor/3']) await publisher.publishAsync(t, 'no', { qos: 1 })
+    for (const t of topics) await publisher.publishAsync(t, 'yes', { qos: 1 })
+    await waitFor(() => got.length >= topics.length, { what: 'the four literal topics on the other node' })
+    await publisher.publishAsync('glob/[x]/end', 'yes', { qos: 1 })
+    await waitFor(() => got.includes('glob/[x]/end'), { what: 'a last marker' })
+    expect(got).toEqual([...topics, 'glob/[x]/end'])
+  })
+
   it('answers a REST call on one node from a responder on another, with ids that name the calling node', async () => {
     const r = await responder(b.mqttUrl, 'cross')
     clients.push(r.client)

@@ -12,7 +12,8 @@ const WILDCARDS: Record<string, string> = {
   '/retained/*': '/retained/{topic}',
   '/client/*': '/client/{file}',
   '/demo/*': '/demo/{file}',
-  '/dashboard/*': '/dashboard/{file}'
+  '/dashboard/*': '/dashboard/{file}',
+  '/pages/*': '/pages/{file}'
 }
 // Swagger UI's own assets and settings under /docs: part of the docs page, not of the API.
 const DOCS_INTERNALS = /^\/docs\/(static\/|initOAuth$|uiConfig$|\*$)|^\/docs\/$/
@@ -61,7 +62,7 @@ describe('/docs and openapi.yaml', () => {
       // /events is a stream that does not end; that it is served is checked above.
       if (!('get' in ops) || path === '/events') continue
       const url = path.replace('{service}', 'nobody').replace('{path}', 'x').replace('{topic}', 'none/here')
-        .replace('{handle}', 'nohandle').replace('/client/{file}', '/client/realtime-web.js').replace('{file}', 'index.html')
+        .replace('{handle}', 'nohandle').replace('/client/{file}', '/client/realtime-web.js').replace('/pages/{file}', '/pages/token-field.js').replace('{file}', 'index.html')
       const res = await fetch(gw.httpUrl + url)
       const body = await res.text()
       if (res.status === 404) expect((JSON.parse(body) as { error: { code: string } }).error.code, `GET ${url}`).not.toBe('RTW_ROUTE_NOT_FOUND')

@@ -12,8 +12,11 @@ import { scrape } from '../helpers/prometheus.js'
 import { waitFor } from '../helpers/wait.js'
 import { startRedis } from '../helpers/redis.js'
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net'
+import { get as httpGet } from 'node:http'
 import { mintToken } from '../../gateway/cli/token.js'
 import { DURATION_BUCKETS } from '../../gateway/metrics/registry.js'
+import { freePort } from '../helpers/ports.js'
+import { instanceIndex } from '../../gateway/plugins/metrics-port.js'
 
 const call = async (gw: TestGateway, service: string, init: RequestInit = {}): Promise<Response> => {
   const res = await fetch(`${gw.httpUrl}/api/${service}/x`, { method: 'POST', body: 'hi', ...init })
@@ -275,4 +278,51 @@ describe('rtw_redis_up', () => {
       await redis.close()
     }
   }, 60_000)
+})
+
+describe('metricsPort: /metrics and /stats on a port of their own, per pm2 instance', () => {
+  it('takes its pm2 instance index from NODE_APP_INSTANCE, 0 outside pm2', () => {
+    expect(instanceIndex({ NODE_APP_INSTANCE: '3' })).toBe(3)
+    expect(instanceIndex({})).toBe(0)
+    expect(instanceIndex({ NODE_APP_INSTANCE: 'x' })).toBe(0)
+  })
+
+  it('serves the same numbers as the HTTP port, under the same auth rule and Host check', async () => {
+    const SECRET = 'metrics-port-secret'
+    const port = await freePort()
+    const gw = await startGateway({ metricsPort: port, jwtSecret: SECRET })
+    try {
+      expect(await gw.app.metricsListener?.listen('127.0.0.1')).toBe(port)
+      const side = `http://127.0.0.1:${port}`
+      expect((await fetch(`${side}/metrics`)).status).toBe(401)
+      expect((await fetch(`${side}/stats`)).status).toBe(401)
+      const wide = await mintToken(['--sub', 'u', '--subscribe', '#', '--secret', SECRET], {})
+      expect((await fetch(`${side}/metrics`, { headers: { authorization: `Bearer ${wide}` } })).status).toBe(403)
+      const ops = await mintToken(['--sub', 'ops', '--subscribe', '$SYS/#', '--call', '*', '--secret', SECRET], {})
+      const auth = { headers: { authorization: `Bearer ${ops}` } }
+      expect((await call(gw, 'nobody', auth)).status).toBe(404)
+      const m = await scrape(side, ops)
+      expect(m.value('rtw_requests_total', { service: 'nobody', status: '404', transport: 'rest' })).toBe(1)
+      const stats = await (await fetch(`${side}/stats`, auth)).json() as { requests: Record<string, Record<string, number>> }
+      expect(stats.requests.nobody?.['404']).toBe(1)
+      expect((await fetch(`${side}/api/echo/x`, auth)).status).toBe(404)
+    } finally {
+      await gw.close()
+    }
+  })
+
+  it('refuses a Host that is not a loopback name when anonymous on loopback [P-11.10]', async () => {
+    const port = await freePort()
+    const gw = await startGateway({ metricsPort: port })
+    try {
+      await gw.app.metricsListener?.listen('127.0.0.1')
+      expect((await fetch(`http://127.0.0.1:${port}/metrics`)).status).toBe(200)
+      const rebound = await new Promise<number>((resolve, reject) => {
+        httpGet({ host: '127.0.0.1', port, path: '/stats', headers: { host: 'evil.example:80' } }, res => { res.resume(); resolve(res.statusCode ?? 0) }).on('error', reject)
+      })
+      expect(rebound).toBe(421)
+    } finally {
+      await gw.close()
+    }
+  })
 })

@@ -59,7 +59,8 @@ describe('the namespace table, walked over MQTT and HTTP [P-12.7]', () => {
         expect(routed).not.toContain(topic)
         return
       }
-      // A marker after it, on the same connection: once it is routed, so is (or never will be) the sample.
+      // A marker after it, on the same connection: once it is routed, so is (or never will be) the
+      // sample, as observers see a client's publishes in the order it sent them (test/integration/publish-order.test.ts).
       const marker = `ns/marker/${ns.name.replace('$', 'dollar-') || 'plain'}`
       client.publish(marker, 'm', { qos: 0 })
       await waitFor(() => routed.includes(marker), { what: 'the marker routed' })

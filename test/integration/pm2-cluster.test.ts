@@ -7,7 +7,8 @@ import { get } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { freePort } from '../helpers/ports.js'
+import { freePort, freePortRun } from '../helpers/ports.js'
+import { parseExposition } from '../helpers/prometheus.js'
 import { startProcess, type TestProcess } from '../helpers/processes.js'
 import { startRedis, type TestRedis } from '../helpers/redis.js'
 import { waitFor } from '../helpers/wait.js'
@@ -29,11 +30,13 @@ describe('pm2 cluster mode: RTW_INSTANCES=2 with RTW_REDIS_URL', () => {
   let redis: TestRedis
   let proc: TestProcess
   let httpUrl: string
+  let metricsPort: number
 
   beforeAll(async () => {
     redis = await startRedis()
     const httpPort = await freePort()
     const mqttPort = await freePort()
+    metricsPort = await freePortRun(2)
     httpUrl = `http://127.0.0.1:${httpPort}`
     proc = startProcess('node_modules/.bin/pm2-runtime', ['start', 'ecosystem.config.js'], {
       env: {
@@ -43,6 +46,7 @@ describe('pm2 cluster mode: RTW_INSTANCES=2 with RTW_REDIS_URL', () => {
         RTW_MQTT_PORT: String(mqttPort),
         RTW_SHUTDOWN_GRACE_MS: '2000',
         RTW_INSTANCES: '2',
+        RTW_METRICS_PORT: String(metricsPort),
         RTW_REDIS_URL: redis.url,
         RTW_AMQP_URL: ''
       }
@@ -76,6 +80,17 @@ describe('pm2 cluster mode: RTW_INSTANCES=2 with RTW_REDIS_URL', () => {
         expect(await res.text()).toBe(`n${i}`)
       }
       expect([...answers]).toEqual([200])
+
+      // Each process is scraped on a port of its own, metricsPort + its pm2 instance: two distinct nodes,
+      // whose request counts add up to every call made through the shared port, whichever process took it.
+      const scrapes = await Promise.all([0, 1].map(async i => {
+        const text = await (await fetch(`http://127.0.0.1:${metricsPort + i}/metrics`)).text()
+        const stats = await (await fetch(`http://127.0.0.1:${metricsPort + i}/stats`)).json() as { cluster: { node: string } }
+        return { m: parseExposition(text), node: stats.cluster.node }
+      }))
+      expect(new Set(scrapes.map(s => s.node))).toEqual(nodes)
+      expect(scrapes.reduce((n, s) => n + s.m.sum('rtw_requests_total', { service: 'echo', status: '200', transport: 'rest' }), 0)).toBe(20)
+      expect(scrapes.every(s => (s.m.value('process_cpu_seconds_total') ?? 0) > 0)).toBe(true)
     } catch (err) {
       throw new Error(`${(err as Error).message}\npm2 output:\n${proc.output().slice(-4000)}`)
     }

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startGateway, type TestGateway } from '../helpers/gateway.js'
 import { startEcho, type Responder } from '../helpers/responders.js'
 import { connectClient, grantedQos, nextMessage } from '../helpers/mqtt.js'
-import { startProcess, type TestProcess } from '../helpers/processes.js'
+import { latestSys, startProcess, type TestProcess } from '../helpers/processes.js'
 import { waitFor } from '../helpers/wait.js'
 import { mintToken } from '../../gateway/cli/token.js'
 
@@ -15,16 +15,6 @@ const MOSQUITTO_TOPICS = [
   '$SYS/broker/messages/sent', '$SYS/broker/load/messages/received/1min', '$SYS/broker/subscriptions/count'
 ]
 const RTW_TOPICS = ['$SYS/rtw/requests/total', '$SYS/rtw/requests/in-flight', '$SYS/rtw/latency/p50', '$SYS/rtw/latency/p99', '$SYS/rtw/connections/tcp', '$SYS/rtw/stats']
-
-/** The latest value of each topic in mosquitto_sub -v output ("topic payload" lines). */
-function latest (out: string): Map<string, string> {
-  const values = new Map<string, string>()
-  for (const line of out.split('\n')) {
-    const space = line.indexOf(' ')
-    if (line.startsWith('$SYS/') && space > 0) values.set(line.slice(0, space), line.slice(space + 1))
-  }
-  return values
-}
 
 describe('$SYS topics', () => {
   let gw: TestGateway
@@ -43,7 +33,7 @@ describe('$SYS topics', () => {
 
   it('shows Mosquitto\'s $SYS/broker names and the gateway\'s $SYS/rtw ones to mosquitto_sub', async () => {
     const values = await waitFor(() => {
-      const v = latest(sub.output())
+      const v = latestSys(sub.output())
       // Retained values from before the echo responder and mosquitto_sub came arrive first; then a fresh set.
       return [...MOSQUITTO_TOPICS, ...RTW_TOPICS].every(t => v.has(t)) && Number(v.get('$SYS/broker/clients/connected')) >= 2 ? v : undefined
     }, { what: 'every $SYS topic in mosquitto_sub\'s output, counting both clients' })
@@ -54,10 +44,10 @@ describe('$SYS topics', () => {
   })
 
   it('follows the traffic: request counts, in-flight, latency and message counts move', async () => {
-    const before = Number(latest(sub.output()).get('$SYS/rtw/requests/total'))
+    const before = Number(latestSys(sub.output()).get('$SYS/rtw/requests/total'))
     for (let i = 0; i < 10; i++) expect((await fetch(`${gw.httpUrl}/api/echo/x`, { method: 'POST', body: 'hi' })).status).toBe(200)
     const values = await waitFor(() => {
-      const v = latest(sub.output())
+      const v = latestSys(sub.output())
       return Number(v.get('$SYS/rtw/requests/total')) >= before + 10 ? v : undefined
     }, { what: 'the request count to include the 10 calls' })
     const stats = JSON.parse(values.get('$SYS/rtw/stats') as string) as { requests: Record<string, Record<string, number>>, messages: { received: number } }
@@ -70,7 +60,7 @@ describe('$SYS topics', () => {
 
   it('reaches no subscriber of "#" or "+/…", retained or live [MQTT-4.7.2-1]', async () => {
     // Retained $SYS values exist by now.
-    await waitFor(() => latest(sub.output()).has('$SYS/rtw/stats'), { what: 'a first $SYS set' })
+    await waitFor(() => latestSys(sub.output()).has('$SYS/rtw/stats'), { what: 'a first $SYS set' })
     const wild = await connectClient(gw.mqttUrl)
     try {
       const topics: string[] = []
@@ -78,8 +68,8 @@ describe('$SYS topics', () => {
       await wild.subscribeAsync(['#', '+/broker/#'])
       await wild.publishAsync('plain/marker', 'x', { qos: 1 })
       // Past the marker and past another $SYS interval, nothing from $SYS arrived.
-      const seen = Number(latest(sub.output()).get('$SYS/broker/uptime')?.split(' ')[0])
-      await waitFor(() => Number(latest(sub.output()).get('$SYS/broker/uptime')?.split(' ')[0]) > seen + 1, { what: 'two more $SYS intervals' })
+      const seen = Number(latestSys(sub.output()).get('$SYS/broker/uptime')?.split(' ')[0])
+      await waitFor(() => Number(latestSys(sub.output()).get('$SYS/broker/uptime')?.split(' ')[0]) > seen + 1, { what: 'two more $SYS intervals' })
       expect(topics).toContain('plain/marker')
       expect(topics.filter(t => t.startsWith('$'))).toEqual([])
     } finally {

@@ -124,6 +124,14 @@ describe('loadConfig', () => {
     fails(() => loadConfig({ env: { RTW_REDIS_URL: 'localhost:6379' } }), /redisUrl must be/)
   })
 
+  it('takes a nodeId of letters, digits and . _ : / -, and refuses anything else', () => {
+    expect(loadConfig({ env: { RTW_NODE_ID: 'gw-eu.1:8080/0' } }).config.nodeId).toBe('gw-eu.1:8080/0')
+    expect(loadConfig({ argv: ['--node-id', 'b_2'] }).config.nodeId).toBe('b_2')
+    expect(loadConfig().config.nodeId).toBe('')
+    fails(() => loadConfig({ env: { RTW_NODE_ID: 'has space' } }), /nodeId must be 1 to 100 letters/)
+    fails(() => loadConfig({ env: { RTW_NODE_ID: 'x'.repeat(101) } }), /nodeId must be/)
+  })
+
   it('documents every key with its environment variable and flag', () => {
     const table = configTable()
     for (const [key, f] of Object.entries(CONFIG_FIELDS)) {

@@ -14,6 +14,14 @@ describe('qos0PublishFrame', () => {
     })
   }
 
+  for (const [retain, dup] of [[true, false], [false, true], [true, true]] as const) {
+    it(`matches mqtt-packet's fixed header with RETAIN ${Number(retain)} and DUP ${Number(dup)}`, () => {
+      const payload = Buffer.from('x')
+      const expected = mqttPacket.generate({ cmd: 'publish', topic: 'a/b', payload, qos: 0, retain, dup })
+      expect(qos0PublishFrame('a/b', payload, retain, dup).equals(expected)).toBe(true)
+    })
+  }
+
   it('parses back to the same topic and payload', () => {
     const parser = mqttPacket.parser()
     const seen: Array<{ topic: string, payload: string, qos: number }> = []

@@ -1,7 +1,8 @@
 // The $SYS payloads from readings (pure): rates over the interval, Mosquitto's
 // load averages, and latency quantiles from the histogram's buckets.
 import { describe, expect, it } from 'vitest'
-import { SysTopics, type Reading } from '../../gateway/metrics/sys-topics.js'
+import { SysTopics, nodePrefixes, type Reading } from '../../gateway/metrics/sys-topics.js'
+import { decodeReading, encodeReading, isSysLeader, sumReadings } from '../../gateway/metrics/cluster-readings.js'
 import { DURATION_BUCKETS, quantile } from '../../gateway/metrics/registry.js'
 
 const bounds = [...DURATION_BUCKETS, Infinity]
@@ -53,5 +54,42 @@ describe('SysTopics', () => {
     expect(one).toBeGreaterThan(fifteen)
     expect(one).toBeLessThan(600)
     expect(JSON.parse(t.get('$SYS/rtw/stats') as string)).toMatchObject({ intervalS: 10, requests: { echo: { 200: 50 } }, rates: { requests: 5 } })
+  })
+})
+
+describe('a cluster\'s $SYS [P-12.10]', () => {
+  it('names a node\'s own topics $SYS/brokers/<node>/…, as EMQX does', () => {
+    const topics = new Map(new SysTopics('v', nodePrefixes('n1')).next(reading({ clients: 3 })).messages)
+    expect(topics.get('$SYS/brokers/n1/clients/connected')).toBe('3')
+    expect(topics.get('$SYS/brokers/n1/load/messages/received/1min')).toBe('0')
+    expect(topics.has('$SYS/brokers/n1/rtw/stats')).toBe(true)
+    expect([...topics.keys()].every(t => t.startsWith('$SYS/brokers/n1/'))).toBe(true)
+  })
+
+  it('adds the nodes\' readings up: counts and latency buckets sum, uptime is the oldest node\'s, a dependency is up only on every node', () => {
+    const a = reading({ at: 5, uptimeS: 100, clients: 2, connections: { tcp: 2, ws: 0 }, received: 10, requests: { echo: { 200: 3 } }, dropped: { late: 1 }, latency: { bounds, cumulative: cumulative({ 0.001: 3 }) }, up: { amqp: true } })
+    const b = reading({ at: 7, uptimeS: 40, clients: 5, connections: { tcp: 1, ws: 4 }, received: 1, requests: { echo: { 200: 1, 504: 2 }, x: { 404: 1 } }, dropped: { late: 2, unknown: 1 }, latency: { bounds, cumulative: cumulative({ 0.01: 1 }) }, up: { amqp: false } })
+    const sum = sumReadings([a, b], ['a', 'b'])
+    expect(sum).toMatchObject({ at: 7, uptimeS: 100, clients: 7, connections: { tcp: 3, ws: 4 }, received: 11, requests: { echo: { 200: 4, 504: 2 }, x: { 404: 1 } }, dropped: { late: 3, unknown: 1 }, up: { amqp: false }, nodes: ['a', 'b'] })
+    expect(sum.latency.cumulative).toEqual(cumulative({ 0.001: 3, 0.01: 1 }))
+    const stats = JSON.parse(new Map(new SysTopics('v').next(sum).messages).get('$SYS/rtw/stats') as string)
+    expect(stats.nodes).toEqual(['a', 'b'])
+  })
+
+  it('stores a reading in JSON (no Infinity) and refuses what is not one', () => {
+    const r = reading({ clients: 4, latency: { bounds, cumulative: cumulative({ 0.001: 2 }) } })
+    const text = encodeReading(r)
+    expect(text).not.toContain('null')
+    expect(decodeReading(text, bounds)).toEqual(r)
+    for (const bad of ['', 'null', '[]', '{"at":1}', text.replace('"clients":4', '"clients":"4"'), JSON.stringify({ ...JSON.parse(text), latency: { cumulative: [1] } })]) {
+      expect(decodeReading(bad, bounds), bad).toBeNull()
+    }
+  })
+
+  it('has one leader, the live node with the smallest id, whatever node asks', () => {
+    const nodes = ['m2', 'a9', 'q1']
+    const leaders = nodes.filter(n => isSysLeader(n, nodes.filter(o => o !== n)))
+    expect(leaders).toEqual(['a9'])
+    expect(isSysLeader('z', [])).toBe(true)
   })
 })

@@ -1,27 +1,18 @@
-/* global document, sessionStorage, window, location, URLSearchParams */
+/* global document, window, location, URLSearchParams */
 // The dashboard: subscribes to $SYS/rtw/stats over this origin's /mqtt (no
 // polling; the gateway publishes it every sysIntervalS) and draws the last
 // five minutes of each number as a small line chart.
 import { connect } from '/client/realtime-web.js'
+import { tokenField } from '/pages/token-field.js'
 
 // The last five minutes, or ?window=<seconds> (10 s to 1 h).
 const asked = Number(new URLSearchParams(location.search).get('window'))
 const WINDOW_MS = (Number.isFinite(asked) && asked >= 10 && asked <= 3600 ? asked : 300) * 1000
 const COLORS = ['#4f46e5', '#12805c', '#d97706', '#db2777', '#0891b2', '#7c3aed', '#65a30d', '#b42318']
-// One token for this origin's pages (the demo page keeps it under the same name), for this tab only.
-const TOKEN_KEY = 'rtw-token'
 
 const $ = id => document.getElementById(id)
 $('window-text').textContent = WINDOW_MS % 60_000 === 0 ? `${WINDOW_MS / 60_000} minute${WINDOW_MS === 60_000 ? '' : 's'}` : `${WINDOW_MS / 1000} seconds`
-const token = sessionStorage.getItem(TOKEN_KEY) ?? ''
-$('token').value = token
-$('token-form').addEventListener('submit', event => {
-  event.preventDefault()
-  const value = $('token').value.trim()
-  if (value === '') sessionStorage.removeItem(TOKEN_KEY)
-  else sessionStorage.setItem(TOKEN_KEY, value)
-  location.reload()
-})
+const token = tokenField()
 
 const client = connect(token === '' ? {} : { token })
 window.rtw = client

@@ -1,21 +1,12 @@
-/* global document, location, performance, sessionStorage, window */
+/* global document, location, performance, window */
 // The demo page: connects by itself to /mqtt on this origin, then wires the
 // request form, the live feed and the publish form to the client library.
 import { connect, GatewayError } from '/client/realtime-web.js'
+import { tokenField } from '/pages/token-field.js'
 
 const $ = id => document.getElementById(id)
-// With auth on, the token is the MQTT password and the REST Bearer token. It is
-// kept for this tab only (sessionStorage), under the name the dashboard uses too.
-const TOKEN_KEY = 'rtw-token'
-const token = sessionStorage.getItem(TOKEN_KEY) ?? ''
-$('token').value = token
-$('token-form').addEventListener('submit', event => {
-  event.preventDefault()
-  const value = $('token').value.trim()
-  if (value === '') sessionStorage.removeItem(TOKEN_KEY)
-  else sessionStorage.setItem(TOKEN_KEY, value)
-  location.reload()
-})
+// With auth on, the token is the MQTT password and the REST Bearer token.
+const token = tokenField()
 const client = connect(token === '' ? {} : { token })
 // Handy in the devtools console: rtw.request('echo', '/x', { body: 'hi' })
 window.rtw = client
