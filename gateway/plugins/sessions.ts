@@ -76,6 +76,11 @@ async function sessionsPlugin (app: FastifyInstance): Promise<void> {
     owners.end(lease, Date.now()).catch(storeFailed('cannot end a session'))
   }
 
+  // One function for every connection (Aedes sets conn.client): no closure per connection.
+  function releaseOnClose (this: { client?: Client }): void {
+    if (this.client !== undefined) release(this.client)
+  }
+
   const ownerOf = (client: Client): string => auth ? 'sub:' + (identityOf(client)?.sub ?? '') : 'addr:' + (addressOfClient(client) ?? '?')
 
   app.stages.sessions = {
@@ -106,7 +111,8 @@ async function sessionsPlugin (app: FastifyInstance): Promise<void> {
       live.add(got.lease)
       // Aedes reports no disconnect for a client that fails between this CONNECT check and its
       // registration (a store error, the socket gone): its connection closing ends the lease then.
-      client.conn.once('close', () => { release(client) })
+      client.conn.on('close', releaseOnClose)
+      if (client.conn.destroyed) release(client)
       return 0
     },
     subscribe (client, filter) {
