@@ -13,7 +13,8 @@ import { schedule, type Cancel } from './timers.js'
 import { refreshDelay, tokenExpiry } from './token.js'
 import { isValidTopicFilter, isValidTopicName, topicMatches } from './topics.js'
 import { fetchMissed, HISTORY_PREFIX, isAfter, parseCopy } from './positions.js'
-import { SseTransport, type EventSourceConstructor } from './sse-transport.js'
+import type { EventSourceConstructor } from './sse-transport.js'
+import { Fallback, fallbackEventSource } from './fallback.js'
 
 export type ConnectionState = 'connecting' | 'connected' | 'disconnected' | 'closed'
 
@@ -192,7 +193,7 @@ export class RealtimeClient extends Emitter<ClientEvents> {
   private readonly detach: () => void
   /** What carries subscriptions and publishes now; 'sse' once the fallback took over. */
   transport: Transport = 'websocket'
-  private sse: SseTransport | null = null
+  private sse: Fallback<Sub> | null = null
 
   constructor (opts: ConnectOptions = {}) {
     super()
@@ -531,23 +532,21 @@ export class RealtimeClient extends Emitter<ClientEvents> {
   }
 
   private get fallbackAvailable (): boolean {
-    return this.opts.fallback !== false && (this.opts.EventSource ?? (globalThis as { EventSource?: unknown }).EventSource) !== undefined
+    return fallbackEventSource(this.opts) !== undefined
   }
 
-  /** Switches to the fallback transport for good: subscriptions over EventSource, publishes and requests over fetch. */
+  /** Switches to the fallback transport for good: subscriptions over EventSource, publishes and requests over fetch (fallback.ts). */
   private useFallback (reason: string): void {
     this.transport = 'sse'
     this.emit('transport', 'sse')
     this.emit('error', clientError('RTW_CLIENT_NETWORK', `no WebSocket (${reason}): using EventSource and fetch`))
-    const ES = (this.opts.EventSource ?? (globalThis as { EventSource?: EventSourceConstructor }).EventSource) as EventSourceConstructor
-    this.sse = new SseTransport(this.restBase, ES, async () => await this.currentToken(), {
+    const sse = new Fallback<Sub>(this.restBase, fallbackEventSource(this.opts) as EventSourceConstructor, {
+      subs: this.subs,
+      token: async () => await this.currentToken(),
+      deliver: this.deliver.bind(this),
+      recovered: (filter, recovered) => this.emit('recovered', { filter, recovered }),
+      connected: () => this.state === 'connected',
       open: () => {
-        for (const sub of this.subs.values()) {
-          sub.active = true
-          const waiters = sub.waiters
-          sub.waiters = []
-          for (const [resolve] of waiters) resolve()
-        }
         this.attempt = 0
         const reconnected = this.everConnected
         this.everConnected = true
@@ -555,41 +554,17 @@ export class RealtimeClient extends Emitter<ClientEvents> {
         this.emit('connected', { clientId: this.clientId, reconnected })
         this.flush()
       },
-      message: (topic, payload, retain, position) => {
-        for (const [filter, sub] of this.subs) {
-          if (!topicMatches(filter, topic) || (retain && !sub.wantsRetained)) continue
-          this.deliver(sub, topic, payload, retain, position)
-        }
-      },
-      position: (_position, recovered) => {
-        for (const [filter, sub] of this.subs) {
-          sub.wantsRetained = false
-          if (recovered !== undefined && sub.recover && sub.active) this.emit('recovered', { filter, recovered })
-        }
-      },
       dropped: fatal => {
         this.setState('disconnected')
         if (!fatal) return // EventSource reconnects by itself, and the gateway recovers [P-15.5]
         const delayMs = backoffDelay(this.attempt++, { minDelayMs: this.opts.minReconnectDelay ?? 500, maxDelayMs: this.opts.maxReconnectDelay ?? 20_000 })
         this.emit('disconnected', { reason: 'stream refused', willReconnect: true, delayMs, attempt: this.attempt })
-        this.cancelRetry = schedule(() => this.follow(), delayMs, this.opts.workerTimers !== false)
+        this.cancelRetry = schedule(() => sse.update(), delayMs, this.opts.workerTimers !== false)
       }
     })
+    this.sse = sse
     this.setState('connecting')
-    this.follow()
-  }
-
-  /** Points the fallback stream at the current subscriptions. */
-  private follow (): void {
-    const filters = [...this.subs.keys()]
-    if (filters.length === 0 && this.state !== 'connected') {
-      // Nothing to stream: publishes and requests need no connection of their own.
-      this.everConnected = true
-      this.setState('connected')
-      this.emit('connected', { clientId: this.clientId, reconnected: false })
-      this.flush()
-    }
-    void this.sse?.follow(filters, [...this.subs.values()].some(s => s.wantsRetained))
+    sse.update()
   }
 
   /**
@@ -626,7 +601,7 @@ export class RealtimeClient extends Emitter<ClientEvents> {
     if (sub === undefined) {
       sub = { qos, handlers: new Set(), active: false, waiters: [], recover: options.recover === true, held: null, wantsRetained: true }
       this.subs.set(filter, sub)
-      if (this.sse !== null) this.follow()
+      this.sse?.update()
     }
     sub.qos = qos > sub.qos ? qos : sub.qos
     sub.handlers.add(handler)
@@ -645,7 +620,7 @@ export class RealtimeClient extends Emitter<ClientEvents> {
       if (!s.handlers.delete(handler) || s.handlers.size > 0 || this.subs.get(filter) !== s) return
       this.subs.delete(filter)
       for (const [resolve] of s.waiters) resolve()
-      if (this.sse !== null) this.follow()
+      this.sse?.update()
       if (this.conn?.ready === true) {
         const id = this.conn.nextId()
         this.conn.ack(id).catch(() => {})
