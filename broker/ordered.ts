@@ -1,5 +1,5 @@
 // A client's publishes reach the router in the order the client sent them
-// [MQTT-4.6.0-6]. Aedes stores a retained message before it routes it, which
+// ([P-12.11], [MQTT-4.6.0-6]). Aedes stores a retained message before it routes it, which
 // takes at least a promise's turn, while a plain one is routed at once: a
 // message sent right after a retained one overtook it (a client sending A
 // retained, B, C retained, D to one topic in one read had them delivered

@@ -40,6 +40,7 @@ export const HTTP_ROUTES: readonly HttpRoute[] = [
   { url: '/history', auth: 'stream-token', cors: 'GET' },
   { url: '/metrics', auth: 'sys-reader' },
   { url: '/stats', auth: 'sys-reader' },
+  // Public: health checks for load balancers, and the files of the demo page and dashboard.
   { url: '/healthz', auth: 'public' },
   { url: '/readyz', auth: 'public' },
   { url: '/', auth: 'public' },
@@ -48,8 +49,8 @@ export const HTTP_ROUTES: readonly HttpRoute[] = [
   { url: '/demo/*', auth: 'public' },
   { url: '/dashboard', auth: 'public' },
   { url: '/dashboard/*', auth: 'public' },
-  { url: '/pages/*', auth: 'public' },
-  { url: '/client/*', auth: 'public' }
+  { url: '/client/*', auth: 'public' },
+  { url: '/pages/*', auth: 'public' }
 ]
 
 const DOCS = /^\/docs(\/|$)/

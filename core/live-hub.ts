@@ -31,6 +31,7 @@ export class LiveHub {
   }
 
   publish (msg: LiveMessage): void {
+    if (this.index.size === 0) return
     this.index.forEachMatch(msg.topic, listener => {
       if (this.last.get(listener) === msg) return
       this.last.set(listener, msg)

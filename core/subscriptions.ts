@@ -91,6 +91,15 @@ export class SubscriptionIndex<Owner> {
     }
   }
 
+  /**
+   * True when some held filter starts with this literal first level: no other
+   * filter can match a topic under a "$" level [MQTT-4.7.2-1], so it answers
+   * "could anyone want `$history/…`" without building the topic or walking the trie.
+   */
+  holdsFirstLevel (level: string): boolean {
+    return this.root.children.has(level)
+  }
+
   /** True when at least one held filter matches the topic name. */
   hasMatch (topic: string): boolean {
     return this.matches(topic).length > 0

@@ -84,6 +84,11 @@ export class MqttClient {
   /** Anything written since the last keepalive check; a flag is cheaper than a timestamp per packet. */
   private sentSinceCheck = false
   private pingOutstanding = false
+  /** The socket's last error, told with the close that follows it. */
+  private lastError: string | undefined
+  /** When the current run of failed connects began (0: connected, or none yet). */
+  private failingSince = 0
+  private nextFailureLog = 0
 
   constructor (private readonly opts: MqttClientOptions) {
     this.endpoints = opts.url.split(',').map(u => parseBrokerUrl(u.trim()))
@@ -164,7 +169,7 @@ export class MqttClient {
       socket.destroy()
     })
     socket.on('data', (chunk: Buffer) => parser.parse(chunk))
-    socket.on('error', (err: Error) => this.log(err.message))
+    socket.on('error', (err: Error) => { this.lastError = err.message })
     socket.on('close', () => this.closed(socket))
     this.connectTimer = setTimeout(() => {
       this.log(`no CONNACK within ${this.opts.connectTimeoutMs ?? 5000} ms`)
@@ -195,8 +200,23 @@ export class MqttClient {
     if (this.ending) return
     // A node that closed or refused the connection may be gone: the next one is tried (a cluster's other nodes).
     this.endpoint = this.endpoints[(this.endpoints.indexOf(this.endpoint) + 1) % this.endpoints.length] as Endpoint
-    this.log(`connection closed; reconnecting to ${this.endpoint.host}:${this.endpoint.port} in ${this.opts.reconnectPeriodMs ?? 500} ms`)
+    this.logFailure(`${this.lastError === undefined ? 'connection closed' : this.lastError}; reconnecting to ${this.endpoint.host}:${this.endpoint.port} every ${this.opts.reconnectPeriodMs ?? 500} ms`)
+    this.lastError = undefined
     this.reconnectTimer = setTimeout(() => this.open(), this.opts.reconnectPeriodMs ?? 500)
+  }
+
+  /**
+   * The first failure of an outage is told at once, then one line each 30 s
+   * until a CONNACK: a broker still starting (npm start launches both at once)
+   * is not worth a line per retry.
+   */
+  private logFailure (line: string): void {
+    const now = Date.now()
+    if (this.failingSince === 0) this.failingSince = now
+    else if (now < this.nextFailureLog) return
+    else line = `${line} (failing for ${Math.round((now - this.failingSince) / 1000)} s)`
+    this.nextFailureLog = now + 30_000
+    this.log(line)
   }
 
   private stopTimers (): void {
@@ -251,6 +271,7 @@ export class MqttClient {
       return
     }
     this.connected = true
+    this.failingSince = 0
     this.pingOutstanding = false
     this.sentSinceCheck = false
     // Checked at half the keepalive, so at most one keepalive passes without a packet

@@ -11,7 +11,6 @@ import { HISTORY_PREFIX } from '../../core/namespaces.js'
 import { RedisHistory } from '../history/redis.js'
 import { formatPosition, isRecorded, parsePosition, MemoryHistory, type History, type Position } from '../../core/history.js'
 import { LiveHub } from '../../core/live-hub.js'
-import type { LiveMessage } from '../../core/sse.js'
 import { LogLimiter } from '../log-limit.js'
 
 declare module 'fastify' {
@@ -41,10 +40,14 @@ async function historyPlugin (app: FastifyInstance): Promise<void> {
     if (err) limited.warn('history-mirror', `history: cannot publish a ${HISTORY_PREFIX} copy: ${err.message}`)
   }
 
+  // Per routed message, so what no stream or subscriber uses is not built: the
+  // live message only with streams open, the copy's topic only when some
+  // client holds a `$history` filter.
+  const historyLevel = HISTORY_PREFIX.slice(0, -1)
   const deliver = (topic: string, payload: Buffer, qos: 0 | 1 | 2, position?: Position): void => {
-    const msg: LiveMessage = position === undefined ? { topic, payload, qos } : { topic, payload, qos, position }
-    if (cluster === null) live.publish(msg)
+    if (cluster === null && live.size > 0) live.publish(position === undefined ? { topic, payload, qos } : { topic, payload, qos, position })
     // [P-16.1] the positioned copy, for MQTT subscribers that hold one (on any node, in a cluster).
+    if (cluster === null && !subscriptions.holdsFirstLevel(historyLevel)) return
     const copy = HISTORY_PREFIX + topic
     if (cluster !== null || subscriptions.hasMatch(copy)) {
       const head = Buffer.from((position === undefined ? '' : formatPosition(position)) + '\n')

@@ -149,4 +149,33 @@ describe('broker delivery', () => {
     expect(atClean.map(m => m.payload.toString())).toEqual(['new'])
     await clean.endAsync()
   })
+
+  it('QoS 1 and 2 deliveries arrive whole, with their flags: small and large payloads, a retained one with RETAIN 1', async () => {
+    const sub = await connectClient(gw.mqttUrl)
+    try {
+      const big = Buffer.alloc(100_000, 0x62)
+      gw.app.broker.publish('whole/kept', Buffer.from('kept'), 1, true, () => {})
+      await waitFor(async () => (await gw.app.broker.readRetained('whole/kept')) !== null, { what: 'the retained message' })
+      const seen = recordMessages(sub)
+      await subscribe(sub, 'whole/#', 1)
+      await waitFor(() => seen.length === 1, { what: 'the retained message' })
+      const pub = await connectClient(gw.mqttUrl)
+      pub.publish('whole/small', 'ünï small', { qos: 1 })
+      pub.publish('whole/big', big, { qos: 1 })
+      pub.publish('whole/two', 'qos 2 becomes the granted 1', { qos: 2 })
+      await waitFor(() => seen.length === 4, { what: `the deliveries (have ${seen.length})` })
+      await pub.endAsync()
+      // A QoS 2 PUBLISH is routed once stored, so it may overtake the QoS 1 ones: compared by topic.
+      const byTopic = seen.map(m => [m.topic, m.payload.length > 50 ? m.payload.equals(big) : m.payload.toString(), m.retain])
+      expect(byTopic.sort((a, b) => String(a[0]).localeCompare(String(b[0])))).toEqual([
+        ['whole/big', true, false],
+        ['whole/kept', 'kept', true],
+        ['whole/small', 'ünï small', false],
+        ['whole/two', 'qos 2 becomes the granted 1', false]
+      ])
+    } finally {
+      gw.app.broker.publish('whole/kept', Buffer.alloc(0), 1, true, () => {})
+      await sub.endAsync()
+    }
+  })
 })

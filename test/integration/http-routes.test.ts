@@ -42,6 +42,7 @@ describe('the route table', () => {
         await gw.close()
       }
     }
+    // A new route needs its row in core/http-routes.ts: who checks the caller, and whether CORS applies.
     expect([...registered].filter(url => httpRoute(url) === undefined)).toEqual([])
     expect(HTTP_ROUTES.map(r => r.url).filter(url => !registered.has(url))).toEqual([])
   })

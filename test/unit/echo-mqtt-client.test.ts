@@ -216,6 +216,25 @@ describe('against the embedded broker', () => {
     }
   })
 
+  it('tells the first failed connect of an outage once, not once per retry', async () => {
+    // A port that takes connections and drops them at once: every retry is seen, none succeeds.
+    let attempts = 0
+    const dropper = createServer(socket => { attempts++; socket.destroy() })
+    await new Promise<void>(resolve => dropper.listen(0, '127.0.0.1', resolve))
+    try {
+      const port = (dropper.address() as { port: number }).port
+      const h = startClient(`mqtt://127.0.0.1:${port}`, { reconnectPeriodMs: 10 })
+      await waitFor(() => attempts >= 5, { what: 'five connect attempts' })
+      // The drop reads as a plain close or as a reset, as the kernel's timing has it.
+      const told = h.log.filter(l => /reconnecting/.test(l))
+      expect(told).toHaveLength(1)
+      expect(told[0]).toMatch(new RegExp(`^(connection closed|read ECONNRESET|write EPIPE|write ECONNRESET); reconnecting to 127\\.0\\.0\\.1:${port} every 10 ms$`))
+      expect(h.log).toHaveLength(1)
+    } finally {
+      await new Promise<void>(resolve => dropper.close(() => resolve()))
+    }
+  })
+
   it('end() sends DISCONNECT: the broker drops the subscriptions and the client stays down', async () => {
     gw = await startGateway()
     const h = startClient(gw.mqttUrl)

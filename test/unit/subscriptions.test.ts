@@ -147,4 +147,19 @@ describe('SubscriptionIndex', () => {
     expect(idx.hasMatch('v/7')).toBe(true)
     expect(idx.hasMatch('v/8')).toBe(false)
   })
+
+  it('says whether any filter starts with a first level, as long as one is held', () => {
+    const idx = new SubscriptionIndex<string>()
+    expect(idx.holdsFirstLevel('$history')).toBe(false)
+    idx.add('a', '$history/x/#')
+    idx.add('b', '$history/y')
+    idx.add('c', '#')
+    expect(idx.holdsFirstLevel('$history')).toBe(true)
+    idx.remove('a', '$history/x/#')
+    expect(idx.holdsFirstLevel('$history')).toBe(true)
+    idx.removeOwner('b')
+    // '#' does not start with the level, and cannot match a "$" topic [MQTT-4.7.2-1].
+    expect(idx.holdsFirstLevel('$history')).toBe(false)
+    expect(idx.holdsFirstLevel('#')).toBe(true)
+  })
 })
