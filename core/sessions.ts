@@ -45,6 +45,8 @@ export interface Lease {
   readonly token: string
   /** The record is in the store (without auth a plain clean client's is not: nothing would consult it). */
   stored: boolean
+  /** The record as this connection last wrote it: its end can swap it without reading it first. */
+  written?: string
 }
 
 /**

@@ -68,6 +68,19 @@ async function sessionsPlugin (app: FastifyInstance): Promise<void> {
     limited.warn('clientid-store', `client id ownership: ${what}: ${err.message}`)
   }
 
+  const release = (client: Client): void => {
+    const lease = leases.get(client)
+    if (lease === undefined || closing) return
+    leases.delete(client)
+    live.delete(lease)
+    owners.end(lease, Date.now()).catch(storeFailed('cannot end a session'))
+  }
+
+  // One function for every connection (Aedes sets conn.client): no closure per connection.
+  function releaseOnClose (this: { client?: Client }): void {
+    if (this.client !== undefined) release(this.client)
+  }
+
   const ownerOf = (client: Client): string => auth ? 'sub:' + (identityOf(client)?.sub ?? '') : 'addr:' + (addressOfClient(client) ?? '?')
 
   app.stages.sessions = {
@@ -96,6 +109,10 @@ async function sessionsPlugin (app: FastifyInstance): Promise<void> {
       }
       leases.set(client, got.lease)
       live.add(got.lease)
+      // Aedes reports no disconnect for a client that fails between this CONNECT check and its
+      // registration (a store error, the socket gone): its connection closing ends the lease then.
+      client.conn.on('close', releaseOnClose)
+      if (client.conn.destroyed) release(client)
       return 0
     },
     subscribe (client, filter) {
@@ -105,13 +122,7 @@ async function sessionsPlugin (app: FastifyInstance): Promise<void> {
       }
       return true
     },
-    disconnect (client) {
-      const lease = leases.get(client)
-      if (lease === undefined || closing) return
-      leases.delete(client)
-      live.delete(lease)
-      owners.end(lease, Date.now()).catch(storeFailed('cannot end a session'))
-    }
+    disconnect (client) { release(client) }
   } satisfies Stage
   // Before the broker closes its clients (and the store closes, in onClose): their sessions end now.
   app.addHook('preClose', async () => {

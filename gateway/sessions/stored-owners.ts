@@ -43,12 +43,9 @@ export class StoredSessionOwners implements SessionOwners {
       const next = claimedRecord(record, claim, lease.token)
       // Without auth a plain clean client's id is free to anyone, so only an earlier record needs replacing.
       if (raw === undefined && !needsStoring(next, this.policy)) return { ok: true, lease }
-      const r = await this.write(clientId, raw, next, now)
+      const r = await this.write(lease, raw, next, now)
       if (r === 'full') return { ok: false, why: 'full' }
-      if (r === 'stored') {
-        lease.stored = true
-        return { ok: true, lease }
-      }
+      if (r === 'stored') return { ok: true, lease }
     }
     throw new Error(`client id ownership: the record of ${clientId.slice(0, 100)} kept changing`)
   }
@@ -62,21 +59,21 @@ export class StoredSessionOwners implements SessionOwners {
       if (record !== undefined && record.lease !== lease.token) return
       if (record?.responder === true) return
       const next = { ...(record ?? claimedRecord(undefined, lease.claim, lease.token)), responder: true }
-      const r = await this.write(lease.clientId, raw, next, Date.now())
+      const r = await this.write(lease, raw, next, Date.now())
       if (r === 'full') throw new Error('sessionOwnersMax reached: a responder\'s id is not protected')
-      if (r === 'stored') {
-        lease.stored = true
-        return
-      }
+      if (r === 'stored') return
     }
   }
 
   async end (lease: Lease, now: number): Promise<void> {
     if (!lease.stored) return
+    // First as this connection wrote it: one swap, and a read only when someone wrote since.
+    let raw = lease.written
+    let record = raw === undefined ? undefined : decodeRecord(raw)
     for (let i = 0; i < MAX_TRIES; i++) {
-      const { raw, record } = await this.read(lease.clientId)
       if (record === undefined || record.lease !== lease.token) return
-      if (await this.write(lease.clientId, raw, endedRecord(record, now), now) !== 'changed') return
+      if (await this.write(lease, raw, endedRecord(record, now), now) !== 'changed') return
+      ;({ raw, record } = await this.read(lease.clientId))
     }
   }
 
@@ -90,8 +87,14 @@ export class StoredSessionOwners implements SessionOwners {
   }
 
   /** Replaces exactly `raw` with `next`, kept as long as its binding holds (a binding that no longer holds lives 1 ms). */
-  private async write (clientId: string, raw: string | undefined, next: SessionRecord, now: number): Promise<'stored' | 'changed' | 'full'> {
+  private async write (lease: Lease, raw: string | undefined, next: SessionRecord, now: number): Promise<'stored' | 'changed' | 'full'> {
     const ttl = keptFor(next, now, this.policy)
-    return await this.kv.swap(clientId, raw, encodeRecord(next), ttl === undefined ? UNTIL_REPLACED_MS : Math.max(1, ttl))
+    const value = encodeRecord(next)
+    const r = await this.kv.swap(lease.clientId, raw, value, ttl === undefined ? UNTIL_REPLACED_MS : Math.max(1, ttl))
+    if (r === 'stored') {
+      lease.stored = true
+      lease.written = value
+    }
+    return r
   }
 }

@@ -10,6 +10,7 @@ import { startGateway, type TestGateway } from '../helpers/gateway.js'
 import { connackOf, connectClient, connectFrom, nextMessage, recordMessages, subscribe } from '../helpers/mqtt.js'
 import { Responder, startEcho } from '../helpers/responders.js'
 import { onceWithin, waitFor } from '../helpers/wait.js'
+import { connectPacket, rawConnect } from '../helpers/raw-mqtt.js'
 import { mintToken } from '../../gateway/cli/token.js'
 
 const run = promisify(execFile)
@@ -160,6 +161,20 @@ describe('attack: taking over a client id without auth', () => {
     clients.push(back)
     const got = nextMessage(back, t => t === 'anon/mail')
     expect((await got).payload.toString()).toBe('queued')
+  })
+
+  it('connections that close right after their CONNECT leave no client id held as connected', async () => {
+    const ids = Array.from({ length: 30 }, (_, i) => `gone-${i}`)
+    await Promise.all(ids.map(async id => {
+      const raw = await rawConnect(gw.mqttPort)
+      raw.send(connectPacket(id, { clean: false }))
+      raw.destroy()
+    }))
+    // Each record ends (and its takeoverGraceMs starts) whether or not Aedes got to register the client.
+    await waitFor(async () => {
+      const records = await Promise.all(ids.map(async id => await gw.app.sessionOwners.get(id)))
+      return records.every(r => r === undefined || !r.connected)
+    }, { timeoutMs: 5_000, what: 'every record to be ended' })
   })
 
   it('documented limits: after takeoverGraceMs, or for a plain caller, another address may take the id over', async () => {
