@@ -10,6 +10,8 @@ import { fileURLToPath } from 'node:url'
 
 export interface Started {
   request: HttpRequestSpec
+  /** Several targets (the nodes of a cluster): the connections are split evenly between them, and `request` is ignored. */
+  requests?: HttpRequestSpec[]
   /** Processes whose CPU use is reported beside the figures (name: the part after the last ":"). */
   processes: Array<Pick<Child, 'name'> & { proc: { readonly pid?: number } }>
   stop: () => Promise<void>
@@ -20,6 +22,8 @@ export interface HttpScenario {
   /** Ratios in the table are this scenario over the reference. */
   reference?: string
   about: string
+  /** Print each process's CPU per request beside its reference's: where the row's extra cost goes. */
+  perProcessCpu?: boolean
   /** A reason to leave the scenario out of this run, or undefined to run it. */
   skip?: () => string | undefined
   start: () => Promise<Started>
@@ -143,4 +147,4 @@ export const HTTP_SCENARIOS: HttpScenario[] = [
 ]
 
 /** Rows run when BENCH_SCENARIOS is not set; "all" runs every row. */
-export const DEFAULT_SCENARIOS = ['bare', 'gateway', 'gateway-nometrics', 'gateway-qos1', 'gateway-queued', 'gateway-datadir', 'cluster-local', 'cluster-cross']
+export const DEFAULT_SCENARIOS = ['bare', 'gateway', 'gateway-nometrics', 'gateway-qos1', 'gateway-queued', 'gateway-datadir', 'cluster-local', 'cluster-cross', 'cluster-scaleout']

@@ -30,6 +30,8 @@ export interface GatewayOptions {
   amqp?: { url: string, prefetch: number }
   /** node flags for the echo server or worker, e.g. --cpu-prof. */
   echoExecArgv?: string[]
+  /** The service the start waits to see answered (default echo; set it with echoEnv ECHO_TOPICS). */
+  echoService?: string
 }
 
 const HOST = '127.0.0.1'
@@ -75,10 +77,7 @@ export async function startGatewayWithEcho (name: string, opts: GatewayOptions =
     })
     await echo.waitForLine(/amqp-worker: consuming/, 30_000)
   }
-  await waitUntil(`${name}: a request through the echo server`, echo, async () => {
-    const res = await fetch(`${httpUrl}/api/echo/ping`, { method: 'POST', body: 'ping' })
-    return res.status === 200 && await res.text() === 'ping'
-  })
+  await waitForEcho(`${name}: a request through the echo server`, echo, httpUrl, opts.echoService)
   return {
     httpUrl,
     mqttUrl: `mqtt://${HOST}:${mqttPort}`,
@@ -92,6 +91,14 @@ export async function startGatewayWithEcho (name: string, opts: GatewayOptions =
       await echo.stop()
     }
   }
+}
+
+/** Waits until a call to the service through the gateway at httpUrl is answered (child: whose exit ends the wait). */
+export async function waitForEcho (what: string, child: Child, httpUrl: string, service = 'echo'): Promise<void> {
+  await waitUntil(what, child, async () => {
+    const res = await fetch(`${httpUrl}/api/${service}/ping`, { method: 'POST', body: 'ping' })
+    return res.status === 200 && await res.text() === 'ping'
+  })
 }
 
 async function waitUntil (what: string, child: Child, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {

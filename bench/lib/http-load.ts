@@ -22,8 +22,8 @@ export interface HttpLoad {
   statuses: Record<string, number>
 }
 
-export async function runHttpLoad (spec: HttpRequestSpec, connections: number, durationS: number): Promise<HttpLoad> {
-  const latencies = new LatencyRecorder()
+/** latencies: a recorder shared by loads that run side by side (runSplitHttpLoad), so their percentiles are those of all. */
+export async function runHttpLoad (spec: HttpRequestSpec, connections: number, durationS: number, latencies = new LatencyRecorder()): Promise<HttpLoad> {
   const result = await new Promise<Result>((resolve, reject) => {
     const instance = autocannon({
       url: spec.url,
@@ -52,4 +52,17 @@ export async function runHttpLoad (spec: HttpRequestSpec, connections: number, d
     timeouts: result.timeouts,
     statuses
   }
+}
+
+/** The connections split evenly over several targets at once (several gateway nodes): throughput and counts added up. */
+export async function runSplitHttpLoad (specs: HttpRequestSpec[], connections: number, durationS: number): Promise<HttpLoad> {
+  if (specs.length === 1) return await runHttpLoad(specs[0] as HttpRequestSpec, connections, durationS)
+  const latencies = new LatencyRecorder()
+  const parts = await Promise.all(specs.map(async (spec, i) =>
+    await runHttpLoad(spec, Math.max(1, Math.round(connections * (i + 1) / specs.length) - Math.round(connections * i / specs.length)), durationS, latencies)))
+  const [p50, p99] = latencies.percentiles([50, 99]) as [number, number]
+  const sum = (k: 'rps' | 'requests' | 'non2xx' | 'errors' | 'timeouts'): number => parts.reduce((n, p) => n + p[k], 0)
+  const statuses: Record<string, number> = {}
+  for (const p of parts) for (const [code, n] of Object.entries(p.statuses)) statuses[code] = (statuses[code] ?? 0) + n
+  return { rps: sum('rps'), p50, p99, requests: sum('requests'), non2xx: sum('non2xx'), errors: sum('errors'), timeouts: sum('timeouts'), statuses }
 }

@@ -39,6 +39,12 @@ describe('a cluster whose Redis goes away and comes back', () => {
 
   it('reports Redis on /readyz, serves its own clients, answers 404 for the others\' services, and recovers', async () => {
     expect(await readyz(a)).toEqual({ status: 200, checks: expect.objectContaining({ redis: 'ok' }) as Record<string, string> })
+    // Connected now: a new connection needs the store (its CONNECT is refused while Redis is away), and
+    // so does the end of it: after the CONNACK Aedes reads the client's queue from Redis, and a client
+    // whose read fails is disconnected. Connected first, that read is answered before the commands the
+    // connections and subscriptions below send on the same Redis connection, whose replies come in order.
+    const storing = await connectClient(a.mqttUrl)
+    clients.push(storing)
     const sub = await connectClient(a.mqttUrl)
     const pub = await connectClient(a.mqttUrl)
     clients.push(sub, pub)
@@ -47,9 +53,6 @@ describe('a cluster whose Redis goes away and comes back', () => {
     const durable = await connectClient(a.mqttUrl, { clientId: `durable-${process.pid}`, clean: false })
     clients.push(durable)
     await subscribe(durable, 'durable/topic', 1)
-    // Connected now: a new connection needs the store too (its CONNECT is refused while Redis is away).
-    const storing = await connectClient(a.mqttUrl)
-    clients.push(storing)
 
     await redis.kill()
     // At once, before the node may have noticed: a QoS 1 publish between two of its
