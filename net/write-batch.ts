@@ -124,6 +124,11 @@ function batchedEnd (this: Batched, chunk?: unknown, encoding?: BufferEncoding |
   return b.end.call(this, cb)
 }
 
+/** Bytes written to `stream` and not yet sent: its own buffer and what its batch has gathered this turn. */
+export function unsentBytes (stream: Writable): number {
+  return stream.writableLength + ((stream as Batched)[BATCH]?.bytes ?? 0)
+}
+
 /** Sends what a batched stream has gathered now, rather than at its next turn; a no-op for other streams. */
 export function flushNow (stream: Writable): void {
   flushBatch(stream)

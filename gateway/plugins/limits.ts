@@ -8,6 +8,7 @@ import type { Duplex } from 'node:stream'
 import type { Client, Stage } from '../../broker/broker.js'
 import type { LimitCounters } from '../../broker/counters.js'
 import { raiseWriteHighWater } from '../../broker/internals.js'
+import { unsentBytes } from '../../net/write-batch.js'
 import { guardConnection } from '../../broker/packet-guard.js'
 import { clientAddress } from '../../core/client-address.js'
 import { KeyedRateLimiter, TokenBucket } from '../../core/rate-limit.js'
@@ -145,14 +146,18 @@ async function limitsPlugin (app: FastifyInstance): Promise<void> {
     },
 
     // A consumer that does not read: its unsent bytes stop growing at
-    // maxOutboundBytes, where it is disconnected instead.
+    // maxOutboundBytes, where it is disconnected instead. They count what this
+    // turn's batch has gathered: the write high-water mark is the same bound,
+    // so a consumer at it already waits for 'drain', and only a delivery seen
+    // here can end that wait before Aedes's drainTimeout.
+    // [P-12.5]
     deliver (client) {
       const s = stateOf(client)
-      if (s === undefined || (client.conn as Duplex).writableLength <= config.maxOutboundBytes) return true
+      if (s === undefined || unsentBytes(client.conn as Duplex) < config.maxOutboundBytes) return true
       const conn = client.conn as Duplex
       if (!conn.destroyed) {
         counters.slowConsumers++
-        limited.warn('slow-consumer', `client ${client.id}: more than ${config.maxOutboundBytes} bytes unsent (maxOutboundBytes); disconnected`)
+        limited.warn('slow-consumer', `client ${client.id}: ${config.maxOutboundBytes} bytes or more unsent (maxOutboundBytes); disconnected`)
         conn.destroy()
       }
       return false
