@@ -1,9 +1,10 @@
 // Pending requests by correlation id (PROTOCOL.md §5). The first outcome wins;
 // anything after it is dropped and counted, never handed to another caller.
-// No I/O: the only side effect is a timer per pending request.
+// No I/O: the only side effect is a timer per distinct timeout (./deadlines.ts).
 import { randomBytes, randomFillSync } from 'node:crypto'
 import type { Reply } from './envelope.js'
 import type { ErrorCode } from './errors.js'
+import { Deadlines, type DeadlineEntry } from './deadlines.js'
 
 export type Outcome =
   | { kind: 'reply', reply: Reply }
@@ -11,12 +12,11 @@ export type Outcome =
 
 export type DropReason = 'late' | 'duplicate' | 'unknown' | 'retained' | 'undecodable' | 'wrong-service' | 'not-asked'
 
-interface Pending {
+interface Pending extends DeadlineEntry {
   id: string
   /** The sequence number inside an id from nextId(), or -1 for any other id. */
   seq: number
   service: string
-  timer: NodeJS.Timeout | undefined
   onSettle: (outcome: Outcome, id: string) => void
 }
 
@@ -98,6 +98,12 @@ export class Correlator {
   settledCount = 0
   timedOutCount = 0
   cancelledCount = 0
+  private readonly deadlines = new Deadlines<Pending>(entry => {
+    if (this.finish(entry, LATE)) {
+      this.timedOutCount++
+      entry.onSettle({ kind: 'error', code: 'RTW_REPLY_TIMEOUT' }, entry.id)
+    }
+  })
 
   constructor (opts: CorrelatorOptions) {
     this.maxInFlight = opts.maxInFlight
@@ -142,15 +148,8 @@ export class Correlator {
    */
   register (id: string, service: string, timeoutMs: number, onSettle: (outcome: Outcome, id: string) => void): void {
     const seq = id === this.lastId ? this.lastSeq : this.seqOf(id)
-    const entry: Pending = { id, seq, service, timer: undefined, onSettle }
-    if (timeoutMs > 0) {
-      entry.timer = setTimeout(() => {
-        if (this.finish(entry, LATE)) {
-          this.timedOutCount++
-          onSettle({ kind: 'error', code: 'RTW_REPLY_TIMEOUT' }, id)
-        }
-      }, timeoutMs)
-    }
+    const entry: Pending = { id, seq, service, onSettle, deadline: 0, prev: undefined, next: undefined, list: undefined }
+    if (timeoutMs > 0) this.deadlines.add(entry, timeoutMs)
     if (seq >= 0 && this.slots[seq & this.mask] === undefined) this.slots[seq & this.mask] = entry
     else this.overflow.set(id, entry)
     this.count++
@@ -236,7 +235,7 @@ export class Correlator {
     else if (this.overflow.get(entry.id) === entry) this.overflow.delete(entry.id)
     else return false
     this.count--
-    if (entry.timer !== undefined) clearTimeout(entry.timer)
+    this.deadlines.remove(entry)
     const size = this.recentSeq.length
     if (entry.seq >= 0 && size > 0) {
       this.recentSeq[entry.seq % size] = entry.seq

@@ -84,6 +84,18 @@ describe('Bridge.call (REST callers)', () => {
     bridge.correlator.failAll('RTW_SHUTTING_DOWN')
   })
 
+  it('writes the envelope fields in [P-2.1] order, id first and deadline last, and no key for an absent part', () => {
+    const { bridge, sent } = setup()
+    bridge.call(call({ body: Buffer.from('{"k":1}') }), () => {})
+    bridge.call(call({ body: Buffer.from([0xff]) }), () => {})
+    bridge.call(call({ body: undefined }), () => {})
+    const keys = (i: number): string[] => Object.keys(json(sent[i]?.payload ?? Buffer.alloc(0)))
+    expect(keys(0)).toEqual(['id', 'method', 'path', 'query', 'headers', 'body', 'replyTo', 'deadline'])
+    expect(keys(1)).toEqual(['id', 'method', 'path', 'query', 'headers', 'body', 'enc', 'replyTo', 'deadline'])
+    expect(keys(2)).toEqual(['id', 'method', 'path', 'query', 'headers', 'replyTo', 'deadline'])
+    bridge.correlator.failAll('RTW_SHUTTING_DOWN')
+  })
+
   it('refuses in the documented order: draining 503, no responder 404, full 429 [P-6.2]', () => {
     const { bridge, sent } = setup({ maxInFlight: 1 })
     bridge.call(call(), () => {})

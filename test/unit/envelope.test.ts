@@ -63,6 +63,15 @@ describe('decodeReply [P-3.3], [P-3.4]', () => {
     expect(r.ok && r.reply.headers).toEqual({ 'x-ok': '1', 'content-type': 'text/plain; charset=utf-8' })
   })
 
+  it('checks header names the same way every time, however often they were seen', () => {
+    for (let i = 0; i < 3; i++) {
+      const r = reply({ id: 'i', headers: { 'X-Ok': '1', Connection: 'close' }, body: 'b' })
+      expect(r.ok && r.reply.headers).toEqual({ 'x-ok': '1', 'content-type': 'text/plain; charset=utf-8' })
+      expect(reply({ id: 'i', headers: { 'X-Ok': '1', 'bad name': 'x' } }).ok).toBe(false)
+      expect(reply({ id: 'i', headers: { 'X-Ok': 'a\nb' } }).ok).toBe(false)
+    }
+  })
+
   it('reads an unchanged request envelope (mirror echo) as 200 with its body and content type only [P-7.1]', () => {
     const env = { id: 'i', method: 'POST', path: '/x', query: '', headers: { 'content-type': 'application/json', accept: '*/*', 'x-a': '1' }, body: '{"k":1}', replyTo: '$res/s/$rid/i', deadline: 1 }
     expect(reply(env)).toEqual({ ok: true, reply: { id: 'i', status: 200, headers: { 'content-type': 'application/json' }, body: '{"k":1}' } })
