@@ -74,6 +74,17 @@ describe('pm2 cluster mode: RTW_INSTANCES=2 with RTW_REDIS_URL', () => {
         // Each process sees the other as a live node of its cluster.
         return s.cluster.nodes.length === 1
       }, { timeoutMs: 10_000, what: 'each node to know the other' })
+      // The echo server connects once the gateway is up; until every node sees it, a call may get 404.
+      let answered = 0
+      await waitFor(async () => {
+        for (let i = 0; i < 4; i++) {
+          const res = await fetch(`${httpUrl}/api/echo/ping?timeout=5`, { method: 'POST', body: 'p', headers: { connection: 'close' } })
+          await res.arrayBuffer()
+          if (res.status !== 200) return false
+          answered++
+        }
+        return true
+      }, { timeoutMs: 20_000, intervalMs: 100, what: 'the echo server to answer through both processes' })
       for (let i = 0; i < 20; i++) {
         const res = await fetch(`${httpUrl}/api/echo/x?timeout=5`, { method: 'POST', body: `n${i}`, headers: { connection: 'close' } })
         answers.add(res.status)
@@ -89,7 +100,7 @@ describe('pm2 cluster mode: RTW_INSTANCES=2 with RTW_REDIS_URL', () => {
         return { m: parseExposition(text), node: stats.cluster.node }
       }))
       expect(new Set(scrapes.map(s => s.node))).toEqual(nodes)
-      expect(scrapes.reduce((n, s) => n + s.m.sum('rtw_requests_total', { service: 'echo', status: '200', transport: 'rest' }), 0)).toBe(20)
+      expect(scrapes.reduce((n, s) => n + s.m.sum('rtw_requests_total', { service: 'echo', status: '200', transport: 'rest' }), 0)).toBe(20 + answered)
       expect(scrapes.every(s => (s.m.value('process_cpu_seconds_total') ?? 0) > 0)).toBe(true)
     } catch (err) {
       throw new Error(`${(err as Error).message}\npm2 output:\n${proc.output().slice(-4000)}`)
