@@ -96,9 +96,20 @@ export function subscribeAllowed (filter: string, clientId: string): boolean {
       const handle = secondLevel(filter)
       return handle !== undefined && handle.length > 0 && !HAS_WILDCARD_OR_SLASH.test(handle) && filter.length === ns.name.length + 1 + handle.length
     }
-    case 'copy': return filter.length > ns.name.length + 1 && filter.charCodeAt(ns.name.length) === 47
+    // The copied filter must be one the client may hold itself: `$history/$res/#` is as private as `$res/#`.
+    case 'copy': return filter.length > ns.name.length + 1 && filter.charCodeAt(ns.name.length) === 47 && subscribeAllowed(filter.slice(ns.name.length + 1), clientId)
     default: return true
   }
+}
+
+/**
+ * [P-16.1] A routed message gets a positioned `$history/` copy only in a
+ * namespace anyone granted may read. A copy of a reply, an inbox message, a
+ * request or an async result would reach a `$history/#` subscriber, whom the
+ * original's own rule would refuse.
+ */
+export function historyCopied (topic: string): boolean {
+  return topic.charCodeAt(0) !== 36 || namespaceOf(topic).subscribe === 'granted'
 }
 
 /** POST /publish may write this topic (the token's grants still apply) [P-8.2]. */

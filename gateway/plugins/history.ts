@@ -7,7 +7,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import type { Stage } from '../../broker/pipeline.js'
-import { HISTORY_PREFIX } from '../../core/namespaces.js'
+import { HISTORY_PREFIX, historyCopied } from '../../core/namespaces.js'
 import { RedisHistory } from '../history/redis.js'
 import { formatPosition, isRecorded, parsePosition, MemoryHistory, type History, type Position } from '../../core/history.js'
 import { LiveHub } from '../../core/live-hub.js'
@@ -48,6 +48,7 @@ async function historyPlugin (app: FastifyInstance): Promise<void> {
     if (cluster === null && live.size > 0) live.publish(position === undefined ? { topic, payload, qos } : { topic, payload, qos, position })
     // [P-16.1] the positioned copy, for MQTT subscribers that hold one (on any node, in a cluster).
     if (cluster === null && !subscriptions.holdsFirstLevel(historyLevel)) return
+    if (!historyCopied(topic)) return
     const copy = HISTORY_PREFIX + topic
     if (cluster !== null || subscriptions.hasMatch(copy)) {
       const head = Buffer.from((position === undefined ? '' : formatPosition(position)) + '\n')

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { NAMESPACES, amqpMirrorAllowed, httpPublishAllowed, httpReadAllowed, namespaceOf, subscribeAllowed } from '../../core/namespaces.js'
+import { NAMESPACES, amqpMirrorAllowed, historyCopied, httpPublishAllowed, httpReadAllowed, namespaceOf, subscribeAllowed } from '../../core/namespaces.js'
 import { bridgeFiltersProblem } from '../../gateway/amqp/topic-bridge.js'
 
 describe('the namespace table', () => {
@@ -40,6 +40,21 @@ describe('the namespace table', () => {
     expect(subscribeAllowed('$res/#', 'me')).toBe(false)
     expect(subscribeAllowed('$res', 'me')).toBe(false)
     expect(subscribeAllowed('$req/echo/#', 'me')).toBe(true)
+  })
+
+  it('lets a $history/ filter through only when its copied filter passes its own rule [P-16.1]', () => {
+    expect(subscribeAllowed('$history/a/#', 'me')).toBe(true)
+    expect(subscribeAllowed('$history/#', 'me')).toBe(true)
+    expect(subscribeAllowed('$history/$res/#', 'me')).toBe(false)
+    expect(subscribeAllowed('$history/$inbox/you/#', 'me')).toBe(false)
+    expect(subscribeAllowed('$history/$inbox/me/#', 'me')).toBe(true)
+    expect(subscribeAllowed('$history/$result/+', 'me')).toBe(false)
+    expect(subscribeAllowed('$history/', 'me')).toBe(false)
+  })
+
+  it('copies to $history only the namespaces whose readers grants decide [P-16.1]', () => {
+    for (const topic of ['a/b', '$other/x', '$SYS/broker/uptime']) expect(historyCopied(topic)).toBe(true)
+    for (const topic of ['$res/echo/$rid/x', '$req/echo/p', '$inbox/c/r', '$result/h1']) expect(historyCopied(topic)).toBe(false)
   })
 
   it.each(NAMESPACES.map(ns => [ns.name || 'ordinary', ns] as const))('%s: the AMQP bridge filters follow the mirror column', (_n, ns) => {
