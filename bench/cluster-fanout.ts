@@ -6,6 +6,7 @@
 //   BENCH_FANOUT_SUBSCRIBERS  subscribers per side (default 100)
 //   BENCH_FANOUT_MESSAGES     messages per round (default 500)
 import mqtt, { type MqttClient } from 'mqtt'
+import { mqttReceivers, until, type Receivers } from './lib/receivers.js'
 import { needsRedis, privateRedis } from './cluster.js'
 import { startCpuMeter, type CpuShares } from './lib/cpu.js'
 import { startGatewayWithEcho } from './lib/gateway.js'
@@ -16,30 +17,11 @@ const SUBSCRIBERS = num('BENCH_FANOUT_SUBSCRIBERS', 100)
 const MESSAGES = num('BENCH_FANOUT_MESSAGES', 500)
 const PAYLOAD = 'x'.repeat(100)
 
-interface Side { label: string, topic: string, count: () => number, close: () => void }
+interface Side extends Receivers { label: string, topic: string }
 interface Round { perSecond: number, cpu: CpuShares, seconds: number, deliveries: number, complete: boolean }
 
 async function subscribers (url: string, topic: string, label: string): Promise<Side> {
-  let got = 0
-  const clients: MqttClient[] = []
-  for (let i = 0; i < SUBSCRIBERS; i += 50) {
-    clients.push(...await Promise.all(Array.from({ length: Math.min(50, SUBSCRIBERS - i) }, async () => {
-      const c = await mqtt.connectAsync(url, { reconnectPeriod: 0 })
-      c.on('message', () => { got++ })
-      await c.subscribeAsync(topic, { qos: 0 })
-      return c
-    })))
-  }
-  return { label, topic, count: () => got, close: () => { for (const c of clients) c.end(true) } }
-}
-
-async function until (test: () => boolean, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs
-  while (!test()) {
-    if (Date.now() > deadline) return false
-    await new Promise(resolve => setTimeout(resolve, 5))
-  }
-  return true
+  return { label, topic, ...await mqttReceivers(url, SUBSCRIBERS, topic, 50) }
 }
 
 async function round (pub: MqttClient, side: Side, pids: Array<{ name: string, pid: number | undefined }>): Promise<Round> {

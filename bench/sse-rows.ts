@@ -8,6 +8,7 @@
 //   BENCH_SSE_IDLE        idle streams for the memory row (default 2000)
 import { request, type IncomingMessage } from 'node:http'
 import mqtt, { type MqttClient } from 'mqtt'
+import { mqttReceivers, until, type Receivers } from './lib/receivers.js'
 import { startGatewayWithEcho } from './lib/gateway.js'
 import { startCpuMeter } from './lib/cpu.js'
 import { settledRss } from './lib/broker-load.js'
@@ -17,8 +18,6 @@ const num = (name: string, fallback: number): number => Number(process.env[name]
 const STREAMS = num('BENCH_SSE_STREAMS', 500)
 const MESSAGES = num('BENCH_SSE_MESSAGES', 200)
 const IDLE = num('BENCH_SSE_IDLE', 2000)
-
-interface Receivers { count: () => number, close: () => void }
 
 function openStream (base: URL, topic: string, onData: (n: number) => void): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
@@ -50,29 +49,6 @@ async function sseReceivers (httpUrl: string, n: number, topic: string): Promise
   return { count: () => got, close: () => { for (const s of streams) s.destroy() } }
 }
 
-async function wsReceivers (wsUrl: string, n: number, topic: string): Promise<Receivers> {
-  let got = 0
-  const clients: MqttClient[] = []
-  for (let i = 0; i < n; i += 100) {
-    clients.push(...await Promise.all(Array.from({ length: Math.min(100, n - i) }, async () => {
-      const c = await mqtt.connectAsync(wsUrl, { reconnectPeriod: 0 })
-      c.on('message', () => { got++ })
-      await c.subscribeAsync(topic, { qos: 0 })
-      return c
-    })))
-  }
-  return { count: () => got, close: () => { for (const c of clients) c.end(true) } }
-}
-
-async function waitUntil (test: () => boolean, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs
-  while (!test()) {
-    if (Date.now() > deadline) return false
-    await new Promise(resolve => setTimeout(resolve, 5))
-  }
-  return true
-}
-
 interface FanOut { perSecond: number, cpuUs: number, complete: boolean }
 
 /** One round: MESSAGES publishes, timed until every receiver has every one; gateway CPU per delivery. */
@@ -81,7 +57,7 @@ async function fanOut (pub: MqttClient, r: Receivers, topic: string, pid: number
   const meter = startCpuMeter([{ name: 'gateway', pid }])
   const t0 = process.hrtime.bigint()
   for (let i = 0; i < MESSAGES; i++) pub.publish(topic, `message ${i} ${'x'.repeat(100)}`, { qos: 0 })
-  const complete = await waitUntil(() => r.count() - start >= MESSAGES * STREAMS, 60_000)
+  const complete = await until(() => r.count() - start >= MESSAGES * STREAMS, 60_000)
   const s = Number(process.hrtime.bigint() - t0) / 1e9
   const cores = meter().shares.find(([name]) => name === 'gateway')?.[1] ?? 0
   const deliveries = r.count() - start
@@ -97,7 +73,7 @@ export async function benchSse (rounds: number): Promise<boolean> {
   try {
     const pub = await mqtt.connectAsync(gw.mqttUrl, { reconnectPeriod: 0 })
     const sse = await sseReceivers(gw.httpUrl, STREAMS, 'bench/sse')
-    const ws = await wsReceivers(gw.wsUrl, STREAMS, 'bench/ws')
+    const ws = await mqttReceivers(gw.wsUrl, STREAMS, 'bench/ws', 100)
     const results: Record<'sse' | 'ws', FanOut[]> = { sse: [], ws: [] }
     for (let round = 1; round <= rounds; round++) {
       const order: Array<'sse' | 'ws'> = round % 2 === 1 ? ['sse', 'ws'] : ['ws', 'sse']
